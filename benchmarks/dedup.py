@@ -44,8 +44,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from selfinstruct.dedup import DedupSettings, find_duplicates, tokenize  # noqa: E402
-from selfinstruct.filters import load_preset  # noqa: E402
+from selfinstruct.clean import load_preset  # noqa: E402
+from selfinstruct.clean.dedup import DedupSettings, find_duplicates, tokenize  # noqa: E402
 
 T0 = Path(__file__).resolve().parents[2] / "shared" / "data" / "t0_prompts_50k.jsonl.gz"
 SYNTHETIC_SIZE = 1_000_000
@@ -229,7 +229,7 @@ def quality_at_scale(name: str) -> dict:
     from rapidfuzz.distance import LCSseq
     from rapidfuzz.process import cdist
 
-    from selfinstruct.dedup import Vocabulary
+    from selfinstruct.clean.dedup.rouge import Vocabulary
 
     texts = dataset(name)
     found = find_duplicates(texts, settings())

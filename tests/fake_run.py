@@ -19,8 +19,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from selfinstruct.config import GenerateConfig
+from selfinstruct.clean import load_preset
+from selfinstruct.engine.job import Job
+from selfinstruct.engine.ledger import Ledger, load_ledger
+from selfinstruct.engine.replay import restore
+from selfinstruct.engine.rundir import RunDir
 from selfinstruct.records import write_json_atomic, write_jsonl_atomic
+from selfinstruct.tasks.bootstrap import BootstrapTask, GenerateConfig
+from selfinstruct.tasks.bootstrap.seeds import load_seeds
 
 SECRET = "sk-in-the-url-0123456789"
 BASE_URL = f"https://user:{SECRET}@api.example-llm.com:8443/v1?api-key={SECRET}"
@@ -92,3 +98,25 @@ def write_run(out: Path, answers=ANSWERS) -> Path:
     }  # fmt: skip
     write_json_atomic(out / "stats.json", stats)
     return out
+
+
+def write_answer(out: Path, content: str, request_id: str = "r000000", index: int = 0) -> None:
+    """Append one answered request to the ledger of `out`, as a run would have."""
+    out.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(RunDir(out).ledger, load_ledger(RunDir(out).ledger))
+    ledger.request(request_id, index, 0.0)
+    ledger.response(
+        request_id, model="smollm2-135m-instruct", output_format="json", finish_reason="stop", content=content,
+        cost_usd=None, latency_s=1.0, usage={"prompt_tokens": 10, "cached_tokens": 0, "completion_tokens": 10, "estimated": True},
+    )  # fmt: skip
+    ledger.close()
+
+
+def replayed(out: Path, config: GenerateConfig) -> Job:
+    """The bootstrap job of `out` rebuilt from its ledger (data.jsonl and rejected.jsonl rewritten), not run."""
+    config = config.resolved()
+    task = BootstrapTask(config, load_seeds(config.seeds), load_preset(config.preset))
+    job = Job(task, config, RunDir(out), task.identity(), None)
+    restore(job)
+    job.close()
+    return job

@@ -60,7 +60,7 @@ def test_remote_endpoint_without_a_key_says_how_to_fix_it(tmp_path, monkeypatch)
     "args, message",
     [
         (["--base-url", "http://127.0.0.1:9/v1"], "--model is required with --base-url"),
-        (["--temperature", "3"], "'temperature': Input should be less than or equal to 2"),
+        (["--temperature", "3"], "invalid setting --temperature: Input should be less than or equal to 2"),
         (["--preset", "nope"], "no such preset; shipped presets: "),
     ],
 )

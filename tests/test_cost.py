@@ -9,11 +9,11 @@ from fake_run import ACCEPTED, ANSWERS, CANDIDATES, SPENT_USD, UNSETTLED_USD, re
 
 from selfinstruct.cli import main
 from selfinstruct.errors import SelfInstructError
-from selfinstruct.generate import generate
 from selfinstruct.pricing import PRICES
 from selfinstruct.records import read_jsonl
 from selfinstruct.report.cost import cost_report
 from selfinstruct.report.table import render_table
+from selfinstruct.tasks.bootstrap import generate
 
 
 def cli(*args):

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 from conftest import USER_ORIENTED
 
-from selfinstruct.clean import Cleaner
-from selfinstruct.decontam import BenchmarkNgrams
+from selfinstruct.clean import Cleaner, load_preset
+from selfinstruct.clean.decontam import BenchmarkNgrams
+from selfinstruct.clean.rules.contamination import Contaminated
 from selfinstruct.errors import SelfInstructError
-from selfinstruct.filters import load_preset
-from selfinstruct.filters.contamination import Contaminated
 
 EVAL = USER_ORIENTED
 
@@ -67,7 +66,7 @@ def test_cleaner_adds_the_benchmarks_to_the_presets_rule(eval_file):
     assert verdict.rejection.rule == "contaminated"
     # the alpaca preset has no such rule: it is appended
     cleaner = Cleaner(load_preset("alpaca"), decontaminate=[str(eval_file)])
-    assert cleaner.rules.names[-1] == "contaminated"
+    assert cleaner.rules.rules[-1].name == "contaminated"
 
 
 def test_bad_benchmark_files_name_file_and_line(tmp_path):

@@ -11,24 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import T0_PROMPTS
-from datasketch import MinHash, MinHashLSH
+from datasketch import LeanMinHash, MinHash, MinHashLSH
 from rouge_score import rouge_scorer
 
-from selfinstruct.dedup import (
-    EXACT_DUPLICATE,
-    NEAR_DUPLICATE,
-    DedupSettings,
-    Duplicate,
-    DuplicateIndex,
-    MinHasher,
-    Vocabulary,
-    exceeds,
-    exact_key,
-    find_duplicates,
-    rouge_l,
-    shingle_hash,
-    tokenize,
-)
+from selfinstruct.clean.dedup import EXACT_DUPLICATE, NEAR_DUPLICATE, DedupSettings, Duplicate, DuplicateIndex, find_duplicates
+from selfinstruct.clean.dedup.minhash import MinHasher, shingle_hash
+from selfinstruct.clean.dedup.rouge import Vocabulary, exact_key, exceeds, rouge_l, tokenize
 from selfinstruct.records import read_records
 
 T0 = T0_PROMPTS
@@ -93,7 +81,7 @@ def test_signatures_are_datasketchs_minhashes():
         assert np.array_equal(signature, minhash.hashvalues)
     # and they index in datasketch's own LSH
     lsh = MinHashLSH(num_perm=128, params=(32, 4))
-    lsh.insert("a", hasher.lean(signatures[0]))
+    lsh.insert("a", LeanMinHash(seed=1, hashvalues=signatures[0], scheme="affine32"))
     assert lsh.query(expected[0]) == ["a"]
 
 
@@ -107,7 +95,7 @@ def test_exact_key_is_alpacas_tokens():
 
 def test_index_keeps_first_and_names_the_earliest_duplicate():
     index = DuplicateIndex(DedupSettings())
-    index.add("seed_0", "Give three tips for staying healthy.")
+    index.add([("seed_0", "Give three tips for staying healthy.")])
     assert index.check("a", "Give three tips for staying healthy!") == Duplicate(EXACT_DUPLICATE, "seed_0")
     assert index.check("b", "Give me three good tips for staying healthy.") == Duplicate(NEAR_DUPLICATE, "seed_0")
     assert index.check("c", "Describe the water cycle to a ten year old.") is None
@@ -155,8 +143,7 @@ def test_whole_dataset_path_decides_like_the_index():
     settings = DedupSettings(max_bucket=8)  # small enough that the bucket cap matters here
     found = find_duplicates(texts, settings, reference=seeds)
     index = DuplicateIndex(settings)
-    for i, seed in enumerate(seeds):
-        index.add(f"s{i}", seed)
+    index.add([(f"s{i}", seed) for i, seed in enumerate(seeds)])
     one_by_one = [index.check(str(i), text) for i, text in enumerate(texts)]
 
     def public(d):
@@ -167,6 +154,29 @@ def test_whole_dataset_path_decides_like_the_index():
     assert [public(d) for d in found] == one_by_one
     reasons = {d.reason for d in one_by_one if d}
     assert reasons == {EXACT_DUPLICATE, NEAR_DUPLICATE}
+
+
+def test_batches_and_a_restored_index_decide_as_one_by_one():
+    """check_many == check in order; an index restored from what the first half kept (and
+    found near-duplicate) decides the second half exactly as the original index does."""
+    texts = t0_prompts(1200)
+    texts += [t.upper() for t in texts[:300]]  # exact copies of texts the first half kept or rejected
+    settings = DedupSettings(max_bucket=8)
+    one_by_one = DuplicateIndex(settings)
+    expected = [one_by_one.check(str(i), text) for i, text in enumerate(texts)]
+
+    batched = DuplicateIndex(settings)
+    half = len(texts) // 2
+    first = [d for start in range(0, half, 20) for d in batched.check_many([(str(i), texts[i]) for i in range(start, min(start + 20, half))])]
+    assert first == expected[:half]
+
+    restored = DuplicateIndex(settings)
+    restored.restore(
+        [(str(i), texts[i]) for i in range(half) if expected[i] is None],
+        [(str(i), texts[i]) for i in range(half) if expected[i] is not None and expected[i].reason == NEAR_DUPLICATE],
+    )
+    assert restored.check_many([(str(i), texts[i]) for i in range(half, len(texts))]) == expected[half:]
+    assert {d.reason for d in expected[half:] if d} == {EXACT_DUPLICATE, NEAR_DUPLICATE}
 
 
 def test_settings_reject_more_bands_than_permutations():

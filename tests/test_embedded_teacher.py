@@ -9,9 +9,8 @@ from pathlib import Path
 import openai
 import pytest
 
-from selfinstruct.config import GenerateConfig
-from selfinstruct.generate import generate
 from selfinstruct.records import read_jsonl
+from selfinstruct.tasks.bootstrap import GenerateConfig, generate
 from selfinstruct.teacher.embedded import MODEL_ALIAS, EmbeddedTeacher
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,8 @@ from selfinstruct.cli import main
 from selfinstruct.errors import SelfInstructError
 from selfinstruct.export.card import MARKER
 from selfinstruct.export.exporter import export_dataset, make_options
-from selfinstruct.generate import generate
 from selfinstruct.records import TEXT_FIELDS, read_records
+from selfinstruct.tasks.bootstrap import generate
 
 PROVENANCE = ("id", "request_id", "teacher_model", "created")
 # (format, destination file name); the openai format is JSONL only.
@@ -169,10 +169,10 @@ def test_the_cli_exports_and_reports(run, tmp_path):
     "options,message",
     [
         ({}, "nowhere to export to"),
-        ({"to": "x.jsonl", "split_test": 0.1}, "--split-test makes train/test splits for a datasets directory"),
+        ({"to": "x.jsonl", "split_test": 0.1}, "'split_test' makes train/test splits for a datasets directory"),
         ({"to": "x_dir", "split_test": 1.5}, "invalid option 'split_test'"),
-        ({"to": "x.jsonl", "system_prompt": "Hi"}, "--system-prompt applies to the chat formats"),
-        ({"to": "x.jsonl", "public": True}, "--public applies to --push-to-hub only"),
+        ({"to": "x.jsonl", "system_prompt": "Hi"}, "'system_prompt' applies to the chat formats"),
+        ({"to": "x.jsonl", "public": True}, "'public' applies to 'push_to_hub' only"),
         ({"push_to_hub": "no-owner"}, "expected OWNER/NAME"),
     ],
 )

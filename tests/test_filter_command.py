@@ -7,18 +7,16 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import USER_ORIENTED
 from click.testing import CliRunner
+from conftest import USER_ORIENTED
+from fake_run import replayed, write_answer
 
-from selfinstruct.clean import Cleaner
+from selfinstruct.clean import Cleaner, clean_dataset, load_preset
 from selfinstruct.cli import main
-from selfinstruct.config import GenerateConfig
 from selfinstruct.errors import SelfInstructError
-from selfinstruct.filter import filter_dataset
-from selfinstruct.filters import load_preset
-from selfinstruct.ledger import LEDGER_FILE, Ledger, load_ledger
 from selfinstruct.records import read_jsonl
-from selfinstruct.seeds import load_seeds
+from selfinstruct.tasks.bootstrap import GenerateConfig
+from selfinstruct.tasks.bootstrap.seeds import load_seeds
 
 EVAL = USER_ORIENTED
 
@@ -66,7 +64,7 @@ def test_filter_an_alpaca_json_file_without_ids(tmp_path):
 
 def test_ids_are_reported_when_records_have_them(tmp_path):
     rows = [{**r, "id": f"task-{i}"} for i, r in enumerate(TEACHER_RECORDS)]
-    result = filter_dataset(write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out")
+    result = clean_dataset(write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out")
     rejected = read(result.out_dir / "rejected.jsonl")
     assert {r["duplicate_of"] for r in rejected if "duplicate_of" in r} == {"task-5"}
 
@@ -85,13 +83,13 @@ def test_other_input_formats(tmp_path, shape):
     else:
         src = tmp_path / "saved"
         datasets.Dataset.from_list(rows).save_to_disk(str(src))
-    result = filter_dataset(src, tmp_path / "out")
+    result = clean_dataset(src, tmp_path / "out")
     assert result.stats["kept"] == 3
     assert [r["reason"] for r in read(tmp_path / "out" / "rejected.jsonl")] == [r for r in EXPECTED_REASONS if r]
 
 
 def test_alpaca_preset_keeps_what_only_the_new_rules_reject(tmp_path):
-    result = filter_dataset(write_jsonl(tmp_path / "in.jsonl", TEACHER_RECORDS), tmp_path / "out", preset="alpaca")
+    result = clean_dataset(write_jsonl(tmp_path / "in.jsonl", TEACHER_RECORDS), tmp_path / "out", preset="alpaca")
     assert result.stats["rejected"] == {"near_duplicate": 2}
     assert result.stats["kept"] == 7
 
@@ -111,7 +109,7 @@ def test_refuses_to_overwrite_its_input(tmp_path):
     (tmp_path / "run").mkdir()
     src = write_jsonl(tmp_path / "run" / "data.jsonl", TEACHER_RECORDS).parent
     with pytest.raises(SelfInstructError, match="would overwrite the input"):
-        filter_dataset(src, src)
+        clean_dataset(src, src)
 
 
 def test_errors_name_the_file_and_line(tmp_path):
@@ -144,21 +142,9 @@ def test_whole_dataset_and_one_by_one_agree():
 def test_bootstrap_loop_applies_the_preset(tmp_path):
     """A generate run replays its ledger through the same Cleaner: the teacher's bad
     tasks are rejected by the default preset's rules, "<noinput>" is repaired."""
-    from selfinstruct.generate import Bootstrap
-
     out = tmp_path / "run"
-    out.mkdir()
-    ledger = Ledger(out / LEDGER_FILE, load_ledger(out / LEDGER_FILE))
-    ledger.request("r000000", 0, 0.0)
-    ledger.response(
-        "r000000", model="smollm2-135m-instruct", output_format="json", finish_reason="stop",
-        content=json.dumps({"tasks": TEACHER_RECORDS}), cost_usd=None, latency_s=1.0,
-        usage={"prompt_tokens": 10, "cached_tokens": 0, "completion_tokens": 10, "estimated": True},
-    )  # fmt: skip
-    ledger.close()
-    config = GenerateConfig().resolved()
-    run = Bootstrap(config, load_seeds(), load_preset("default"), None, out)
-    run.close()
+    write_answer(out, json.dumps({"tasks": TEACHER_RECORDS}))
+    replayed(out, GenerateConfig())
     rejected = read(out / "rejected.jsonl")
     assert [r["reason"] for r in rejected] == [r for r in EXPECTED_REASONS if r]
     assert [r["input"] for r in read(out / "data.jsonl")] == ["", "Africa", "The United States"]

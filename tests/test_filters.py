@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import USER_ORIENTED
 
+from selfinstruct.clean import load_preset
+from selfinstruct.clean.rules import RULES, RuleSet
+from selfinstruct.stats import cleaning_summary
 from selfinstruct.errors import SelfInstructError
-from selfinstruct.filters import RULES, load_preset
 from selfinstruct.records import read_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,8 +156,8 @@ def test_phrase_file_beside_a_users_preset(tmp_path):
     (tmp_path / "mine.txt").write_text("# my teacher's habit\nhappy to help\n")
     (tmp_path / "mine.toml").write_text('[rules.teacher_artefact]\nphrases_file = "mine.txt"\n')
     preset = load_preset(str(tmp_path / "mine.toml"))
-    assert preset.ruleset().check(record(output="Happy to help! Paris.")).rejection.rule == "teacher_artefact"
-    assert preset.ruleset().check(record(output="As an AI language model, Paris.")).rejection is None
+    assert RuleSet(preset.rules).check(record(output="Happy to help! Paris.")).rejection.rule == "teacher_artefact"
+    assert RuleSet(preset.rules).check(record(output="As an AI language model, Paris.")).rejection is None
 
 
 def test_missing_phrase_file_names_preset_and_setting(tmp_path):
@@ -218,7 +220,7 @@ def test_default_preset_keeps_the_human_written_tasks(good_records):
     """False positives on good data: the seeds all pass; of the 252 eval tasks only
     Alpaca's own rules (blacklist, 4 words) and one instruction that really ends with
     a comma are rejected."""
-    rules = load_preset("default").ruleset()
+    rules = RuleSet(load_preset("default").rules)
     rejected = [(r["instruction"], rules.check(r).rejection) for r in good_records]
     reasons = {rejection.rule for _, rejection in rejected if rejection}
     assert reasons <= {"blacklist", "instruction_words", "truncated"}
@@ -246,7 +248,7 @@ def test_rejection_counts_add_up():
     cleaner = Cleaner(preset)
     records = [record(), record(output=""), record(input="<noinput>"), record("Solve this equation."), record()]
     verdicts = [cleaner.check(r, str(i)) for i, r in enumerate(records)]
-    stats = cleaner.stats.to_dict()
+    stats = cleaning_summary(cleaner.stats)
     assert stats["seen"] == 5 and stats["kept"] == 1
     assert stats["rejected"] == {"empty_output": 1, "exact_duplicate": 2, "instruction_words": 1}
     assert stats["fixed"] == {"noinput_marker": 1}

@@ -4,13 +4,15 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from conftest import FAKE_KEY, assert_no_key_in
 from fake_openai import FakeOpenAI
 
-from selfinstruct.config import GenerateConfig
-from selfinstruct.errors import SelfInstructError
-from selfinstruct.generate import generate
+from selfinstruct.cli import main
+from selfinstruct.engine.job import StopReason
+from selfinstruct.errors import SettingError
 from selfinstruct.records import read_jsonl
+from selfinstruct.tasks.bootstrap import GenerateConfig, generate
 from selfinstruct.teacher.client import TeacherRefused
 
 
@@ -92,7 +94,7 @@ def test_401_stops_the_run_at_once_without_a_retry_storm(tmp_path):
     assert len(server.calls) <= 4  # each request tried once, no retries
     events = ledger(tmp_path)
     assert any(e["event"] == "failure" for e in events)
-    assert json.loads((tmp_path / "stats.json").read_text())["status"] == "failed"
+    assert json.loads((tmp_path / "stats.json").read_text())["status"] == StopReason.REFUSED == "refused by the teacher"
     assert_no_key_in(tmp_path)
 
 
@@ -145,9 +147,16 @@ def test_cost_cap_holds_under_concurrency(tmp_path):
 
 
 def test_unknown_model_with_a_cost_cap_needs_prices(tmp_path):
+    """The library names the settings; the command line names the flags that set them."""
     with FakeOpenAI() as server:
-        with pytest.raises(SelfInstructError, match="--price-in and --price-out"):
+        with pytest.raises(SettingError, match="so 'max_cost' cannot be enforced: set 'price_in' and 'price_out'") as error:
             generate(config(server, model="my-local-model", max_cost=1.0), tmp_path, progress=False)
+        assert error.value.fields == ("max_cost", "price_in", "price_out")
+        result = CliRunner().invoke(main, ["generate", "--out", str(tmp_path / "cli"), "--base-url", server.base_url,
+                                           "--model", "my-local-model", "--max-cost", "1"])  # fmt: skip
+    assert result.exit_code == 1
+    assert "so --max-cost cannot be enforced: set --price-in and --price-out (USD per 1M tokens)" in result.output
+    assert server.calls == [] and not (tmp_path / "cli").exists()
 
 
 def test_provider_rate_limit_headers_slow_the_client_down(tmp_path):

@@ -24,7 +24,7 @@ def test_wheel_ships_data_inside_the_package_only(tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)], check=True)
     probe = (
-        "from selfinstruct.seeds import load_seeds; from selfinstruct.filters import load_preset;"
+        "from selfinstruct.tasks.bootstrap.seeds import load_seeds; from selfinstruct.clean import load_preset;"
         "import selfinstruct; print(selfinstruct.__file__, len(load_seeds().tasks), len(load_preset('default').rules))"
     )
     out = subprocess.run([sys.executable, "-c", probe], env={"PYTHONPATH": str(target)}, cwd=tmp_path, capture_output=True, text=True, check=True)

@@ -2,8 +2,8 @@
 
 import json
 
-from selfinstruct.parse import parse_tasks
-from selfinstruct.prompts import build_messages, tasks_schema
+from selfinstruct.tasks.bootstrap.parse import parse_tasks
+from selfinstruct.tasks.bootstrap.prompts import build_messages, tasks_schema
 
 TASKS = [
     {"instruction": "Name the capital of France.", "input": "", "output": "Paris."},

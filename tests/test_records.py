@@ -7,7 +7,7 @@ from conftest import SEED_TASKS
 
 from selfinstruct.errors import SelfInstructError
 from selfinstruct.records import JsonlWriter, read_jsonl, read_records
-from selfinstruct.seeds import default_seeds_path, load_seeds
+from selfinstruct.tasks.bootstrap.seeds import default_seeds_path, load_seeds
 
 
 def test_loads_self_instructs_175_seeds_unchanged():

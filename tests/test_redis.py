@@ -18,12 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from selfinstruct.clean import Cleaner
-from selfinstruct.dedup import NEAR_DUPLICATE, DedupSettings, DuplicateIndex, rouge_l, tokenize
+from selfinstruct.clean import Cleaner, clean_dataset, load_preset
+from selfinstruct.clean.dedup import NEAR_DUPLICATE, DedupSettings, DuplicateIndex, rouge_l, tokenize
+from selfinstruct.clean.dedup.store import RedisStore, parse_redis_url
 from selfinstruct.errors import SelfInstructError
-from selfinstruct.filter import filter_dataset
-from selfinstruct.filters import load_preset
-from selfinstruct.lsh_store import RedisStore, parse_redis_url
 from selfinstruct.records import read_jsonl, read_records
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds" / "seed_tasks.jsonl"
@@ -85,7 +83,7 @@ def test_workers_see_each_others_texts(index_url):
     settings = DedupSettings()
     a = DuplicateIndex(settings, RedisStore(index_url, settings), namespace="worker-a")
     b = DuplicateIndex(settings, RedisStore(index_url, settings), namespace="worker-b")
-    a.add("seed_0", "Give three tips for staying healthy.")
+    a.add([("seed_0", "Give three tips for staying healthy.")])
     assert b.check("1", "Give three good tips for staying healthy.").of == "seed_0"
     assert b.check("2", "Describe the water cycle to a ten year old.") is None
     duplicate = a.check("1", "Describe the water cycle to a ten year old child.")
@@ -117,7 +115,7 @@ def test_concurrent_workers_never_keep_a_pair_of_duplicates(index_url):
         assert w.exitcode == 0
     settings = DedupSettings()
     store = RedisStore(index_url, settings)
-    kept = [entry.tokens for entry in store.entries([k.decode() for k in store.client.hkeys(store._entries_key)])]
+    kept = [store.indexed_text(k.decode()) for k in store.client.hkeys(store._entries_key)]
     assert 0 < len(kept) < len(texts) // 2
     for x, y in itertools.combinations(kept, 2):
         assert rouge_l(x, y) <= 0.7 and rouge_l(y, x) <= 0.7, (x, y)
@@ -132,24 +130,23 @@ def test_filter_processes_share_the_index(index_url, tmp_path):
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
     first.write_text("".join(json.dumps(r) + "\n" for r in rows[:20]))
     second.write_text("".join(json.dumps(r) + "\n" for r in rows[20:] + rows[:3]))
-    one = filter_dataset(first, tmp_path / "one", lsh_storage=index_url)
-    two = filter_dataset(second, tmp_path / "two", lsh_storage=index_url)
+    one = clean_dataset(first, tmp_path / "one", lsh_storage=index_url)
+    two = clean_dataset(second, tmp_path / "two", lsh_storage=index_url)
     assert one.stats["kept"] == 5  # one per group
     assert two.stats["kept"] == 5  # the five other groups; the three copies of first's records go
     foreign = [r["duplicate_of"] for _, r in read_jsonl(tmp_path / "two" / "rejected.jsonl") if r["instruction"] in texts[:3]]
     assert len(foreign) == 3 and all(d.startswith("filter:") for d in foreign)
     # running the same filter again replays the same decisions: nothing it kept is a duplicate of itself now
-    again = filter_dataset(first, tmp_path / "again", lsh_storage=index_url)
+    again = clean_dataset(first, tmp_path / "again", lsh_storage=index_url)
     assert (tmp_path / "again" / "data.jsonl").read_text() == (tmp_path / "one" / "data.jsonl").read_text()
     assert again.stats["rejected"] == one.stats["rejected"]
 
 
 def test_generate_workers_share_the_index(index_url, tmp_path):
     """Two runs of the bootstrap loop with the same answers: the second keeps nothing."""
-    from selfinstruct.config import GenerateConfig
-    from selfinstruct.generate import Bootstrap
-    from selfinstruct.ledger import LEDGER_FILE, Ledger, load_ledger
-    from selfinstruct.seeds import load_seeds
+    from fake_run import replayed, write_answer
+
+    from selfinstruct.tasks.bootstrap import GenerateConfig
 
     instructions = [
         "Write a limerick about a cat who is afraid of mice.",
@@ -161,25 +158,13 @@ def test_generate_workers_share_the_index(index_url, tmp_path):
     config = GenerateConfig(lsh_storage=index_url).resolved()
     kept = []
     for name in ("run-a", "run-b"):
-        out = tmp_path / name
-        out.mkdir()
-        ledger = Ledger(out / LEDGER_FILE, load_ledger(out / LEDGER_FILE))
-        ledger.request("r000000", 0, 0.0)
-        ledger.response(
-            "r000000", model="m", output_format="json", finish_reason="stop", content=json.dumps({"tasks": tasks}),
-            cost_usd=None, latency_s=1.0, usage={"prompt_tokens": 1, "cached_tokens": 0, "completion_tokens": 1, "estimated": True},
-        )  # fmt: skip
-        ledger.close()
-        run = Bootstrap(config, load_seeds(), load_preset("default"), None, out)
-        kept.append(len(run.accepted))
-        run.close()
+        write_answer(tmp_path / name, json.dumps({"tasks": tasks}))
+        kept.append(replayed(tmp_path / name, config).accepted)
     assert kept == [4, 0]
     rejected = [r for _, r in read_jsonl(tmp_path / "run-b" / "rejected.jsonl")]
     assert any(str(tmp_path / "run-a") in str(r.get("duplicate_of")) for r in rejected)
     # resuming run-a replays to the same records, its own entries are not duplicates of themselves
-    run = Bootstrap(config, load_seeds(), load_preset("default"), None, tmp_path / "run-a")
-    assert len(run.accepted) == kept[0]
-    run.close()
+    assert replayed(tmp_path / "run-a", config).accepted == kept[0]
 
 
 def test_an_index_refuses_other_settings(index_url):
@@ -213,4 +198,4 @@ def test_tokens_round_trip_through_redis(index_url):
     index = DuplicateIndex(settings, store)
     text = "Ünïcode café, numbers 3.14 and CAPS"
     index.check("k", text)
-    assert store.get("k").tokens == tokenize(text)
+    assert store.indexed_text("k") == tokenize(text)

@@ -1,7 +1,6 @@
 """Rate limits, Retry-After and prices."""
 
 import asyncio
-import time
 
 import pytest
 
@@ -10,29 +9,99 @@ from selfinstruct.teacher.client import _retry_after
 from selfinstruct.teacher.limiter import RateLimiter, parse_duration
 
 
-def test_requests_per_minute_are_spread_out():
-    limiter = RateLimiter(rpm=120)  # 2 per second, a burst of 120 allowed at start
-    limiter.requests.level = 1  # as if the burst was spent
+class Clock:
+    """Simulated time for the limiter: `sleep` moves the clock instead of waiting."""
 
-    async def three():
-        started = time.monotonic()
-        for _ in range(3):
-            await limiter.acquire(tokens=10)
-        return time.monotonic() - started
+    def __init__(self):
+        self.now = 1000.0
 
-    assert 0.9 < asyncio.run(three()) < 2.0  # one free, then two at 0.5 s each
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
 
 
-def test_tokens_per_minute_wait_for_room():
-    limiter = RateLimiter(tpm=6000)  # 100 tokens per second
-    limiter.tokens.level = 0
+def limiter(clock: Clock, **limits) -> RateLimiter:
+    return RateLimiter(clock=clock, sleep=clock.sleep, **limits)
 
-    async def one():
-        started = time.monotonic()
-        await limiter.acquire(tokens=50)
-        return time.monotonic() - started
 
-    assert 0.4 < asyncio.run(one()) < 1.0
+def grant_times(limiter: RateLimiter, clock: Clock, n: int, tokens: int = 0) -> list[float]:
+    async def acquire_all():
+        times = []
+        for _ in range(n):
+            await limiter.acquire(tokens)
+            times.append(clock.now)
+        return times
+
+    return asyncio.run(acquire_all())
+
+
+def test_requests_per_minute_are_paced_from_the_start():
+    """120/min is 2 a second from the first second: a burst of one second's worth, then one
+    request every 0.5 s, not the whole minute's quota at once."""
+    clock = Clock()
+    times = grant_times(limiter(clock, rpm=120), clock, 10)
+    start = times[0]
+    assert [round(t - start, 3) for t in times] == [0, 0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
+
+
+def test_tokens_per_minute_pace_and_a_large_request_leaves_a_debt():
+    clock = Clock()
+    tokens = limiter(clock, tpm=6000)  # 100 tokens a second, a bucket of 100
+    times = grant_times(tokens, clock, 3, tokens=300)
+    # the first goes at once and leaves 200 tokens of debt: 3 s until the bucket is full again
+    assert [round(t - times[0], 3) for t in times] == [0, 3.0, 6.0]
+
+
+def sliding_window_run(limiter: RateLimiter, clock: Clock, seconds: float, limit: int = 120, pause: bool = True) -> tuple[int, int]:
+    """Requests go out as the limiter lets them; a provider refuses any request that would make
+    more than `limit` in the last 60 s with a 429 and Retry-After (until a slot frees), which
+    pauses the limiter as the client does (`pause`). Returns (served, refused)."""
+    window: list[float] = []
+    served = refused = 0
+
+    async def run():
+        nonlocal served, refused
+        end = clock.now + seconds
+        while clock.now < end:
+            await limiter.acquire(0)
+            now = clock.now
+            while window and window[0] <= now - 60:
+                window.pop(0)
+            if len(window) >= limit:
+                refused += 1
+                if pause:
+                    limiter.pause(window[0] + 60 - now)
+            else:
+                window.append(now)
+                served += 1
+
+    asyncio.run(run())
+    return served, refused
+
+
+def test_paced_requests_fill_a_sliding_minute_without_a_429_storm():
+    """The provider counts 120 requests over any sliding minute: smooth pacing serves at least
+    95% of the configured rate with at most 2% of requests refused. A bucket holding the whole
+    minute (a burst of 120 at start) whose 429s pause nothing, as before, gets a 429 storm."""
+    clock = Clock()
+    served, refused = sliding_window_run(limiter(clock, rpm=120), clock, seconds=600)
+    assert served / 10 >= 0.95 * 120
+    assert refused / (served + refused) <= 0.02
+
+    clock = Clock()
+    served, refused = sliding_window_run(limiter(clock, rpm=120, burst_s=60), clock, seconds=600, pause=False)
+    assert refused / (served + refused) > 0.05  # 119 of 1,320 here
+
+
+def test_a_429_pauses_every_request_and_so_does_an_exhausted_window():
+    clock = Clock()
+    shared = limiter(clock, rpm=6000)
+    shared.pause(5.0)  # a 429 said Retry-After: 5
+    assert grant_times(shared, clock, 1)[0] == pytest.approx(1005.0)
+    shared.update_from_headers({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "2s"})
+    assert grant_times(shared, clock, 1)[0] == pytest.approx(1007.0)
 
 
 def test_provider_headers_set_the_limits_we_did_not():

@@ -1,6 +1,5 @@
 """Turning records into the dataset a training script wants, with an honest card.
 
-    chat.py          a record as a user/assistant chat, and back (the loader reads chats too)
     formats.py       the row shape of each format: alpaca, jsonl, sharegpt, openai, messages
     destinations.py  where rows go: a .json / .jsonl / .parquet file or a `save_to_disk` directory
     provenance.py    what the source says about how its records were made
@@ -8,5 +7,5 @@
     hub.py           publishing to the Hugging Face Hub
     exporter.py      `export_dataset(src, ExportOptions)`: all of the above, for the CLI
 
-This package imports nothing heavy at import time: `records.py` imports `chat` from it.
+A record as a chat (and back) is `selfinstruct.chat`, which the loader uses too.
 """

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import SelfInstructError
-from ..report.table import usd
+from ..engine.costs import usd
+from ..errors import SettingError
 from .provenance import Provenance, rule_counts
 
 MARKER = "<!-- Written by `selfinstruct export`: exporting again replaces this file. -->"
@@ -96,10 +96,10 @@ def render_card(facts: Provenance, info: CardInfo) -> str:
 def check_card_path(path: Path) -> None:
     """Refuse to replace a README.md that an export did not write (a project's own, say)."""
     if path.exists() and MARKER not in path.read_text(encoding="utf-8", errors="replace"):
-        raise SelfInstructError(
+        raise SettingError(
             f"{path}: a README.md not written by selfinstruct is there, and the dataset card goes there; "
-            "export into a directory of its own (e.g. --to export/alpaca_data.json)"
-        )
+            "export into a directory of its own (e.g. {to} export/alpaca_data.json)", "to",
+        )  # fmt: skip
 
 
 def write_card(path: Path, text: str) -> None:

@@ -17,7 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ..errors import SelfInstructError
+from ..errors import SelfInstructError, SettingError
 from ..records import write_json_atomic, write_jsonl_atomic
 
 JSON, JSONL, PARQUET, DATASETS = "json", "jsonl", "parquet", "datasets"
@@ -43,7 +43,7 @@ def to_dataset(rows: list[dict], test_share: float | None, seed: int):
     try:
         return dataset.train_test_split(test_size=test_share, seed=seed)
     except ValueError as e:  # a split would be empty
-        raise SelfInstructError(f"--split-test {test_share} with {len(rows)} records: {e}") from None
+        raise SettingError(f"{{split_test}} {test_share} with {len(rows)} records: {e}", "split_test") from None
 
 
 def split_sizes(dataset) -> dict[str, int] | None:

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..errors import SelfInstructError
+from ..errors import SelfInstructError, SettingError
 from ..records import read_records
 from .card import CardInfo, check_card_path, render_card, write_card
 from .destinations import DATASETS, JSON, JSONL, PARQUET, card_path, destination_kind, split_sizes, to_dataset, write_rows
@@ -61,20 +61,20 @@ class ExportOptions(BaseModel):
         kind = destination_kind(self.to) if self.to is not None else None
         fmt = FORMATS[self.format_name]
         if kind is None and self.push_to_hub is None:
-            raise SelfInstructError("nowhere to export to: pass --to DEST, --push-to-hub OWNER/NAME, or both")
+            raise SettingError("nowhere to export to: set {to} (a file or directory), {push_to_hub} (OWNER/NAME), or both", "to", "push_to_hub")
         if self.push_to_hub is not None and not REPO_ID.match(self.push_to_hub):
-            raise SelfInstructError(f"--push-to-hub {self.push_to_hub!r}: expected OWNER/NAME, e.g. alice/my-instructions")
+            raise SettingError(f"{{push_to_hub}} {self.push_to_hub!r}: expected OWNER/NAME, e.g. alice/my-instructions", "push_to_hub")
         if self.public and self.push_to_hub is None:
-            raise SelfInstructError("--public applies to --push-to-hub only")
+            raise SettingError("{public} applies to {push_to_hub} only", "public", "push_to_hub")
         if self.system_prompt and not fmt.chat:
-            raise SelfInstructError(f"--system-prompt applies to the chat formats (sharegpt, openai, messages), not {fmt.name}")
+            raise SettingError(f"{{system_prompt}} applies to the chat formats (sharegpt, openai, messages), not {fmt.name}", "system_prompt")
         if fmt.only_jsonl and (kind != JSONL or self.push_to_hub):
-            raise SelfInstructError(
-                "--format openai writes OpenAI's fine-tuning file, which is JSONL: use a .jsonl destination "
-                "(for Parquet, a datasets directory or the Hub, --format messages has the same rows)"
-            )
+            raise SettingError(
+                "{format} openai writes OpenAI's fine-tuning file, which is JSONL: use a .jsonl destination "
+                "(for Parquet, a datasets directory or the Hub, {format} messages has the same rows)", "format",
+            )  # fmt: skip
         if self.split_test is not None and kind in (JSON, JSONL, PARQUET):
-            raise SelfInstructError("--split-test makes train/test splits for a datasets directory or the Hub, not one file")
+            raise SettingError("{split_test} makes train/test splits for a datasets directory or the Hub, not one file", "split_test")
         return self
 
 
@@ -84,7 +84,8 @@ def make_options(**settings) -> ExportOptions:
         return ExportOptions(**{k: v for k, v in settings.items() if v is not None})
     except ValidationError as e:
         first = e.errors()[0]
-        raise SelfInstructError(f"invalid option {'.'.join(map(str, first['loc']))!r}: {first['msg']}") from None
+        field = str(first["loc"][0]) if first["loc"] else "options"
+        raise SettingError(f"invalid option {{{field}}}: {first['msg']}", field) from None
 
 
 @dataclass

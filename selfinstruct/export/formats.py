@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..chat import SHAREGPT_ROLES, to_turns
 from ..records import TEXT_FIELDS
-from .chat import SHAREGPT_ROLES, to_turns
 
 
 @dataclass(frozen=True)

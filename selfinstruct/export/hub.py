@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 
-from ..errors import SelfInstructError
+from ..errors import SelfInstructError, SettingError
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
@@ -45,10 +45,10 @@ def push(dataset, repo_id: str, card: str, private: bool, token: str) -> str:
             url = str(api.create_repo(repo_id, repo_type="dataset", private=private))
         else:
             if private and not info.private:
-                raise SelfInstructError(
-                    f"{repo_id}: the dataset repository exists and is public; pass --public to push to it anyway, "
-                    "or make it private on the Hub first"
-                )
+                raise SettingError(
+                    f"{repo_id}: the dataset repository exists and is public; pass {{public}} to push to it anyway, "
+                    "or make it private on the Hub first", "public",
+                )  # fmt: skip
             url = f"{api.endpoint}/datasets/{repo_id}"
         api.upload_file(
             path_or_fileobj=card.encode("utf-8"), path_in_repo="README.md", repo_id=repo_id, repo_type="dataset",

@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ..errors import SelfInstructError
-from ..filters.presets import preset_path
-from ..ledger import LEDGER_FILE
+from ..clean.presets import preset_path
+from ..engine.rundir import CONFIG_FILE, LEDGER_FILE, file_sha256
+from ..errors import SettingError
 from ..records import read_json_object
 from ..report.cost import CostReport, cost_report
-from ..rundir import CONFIG_FILE, file_sha256
-from ..seeds import default_seeds_path
+from ..tasks.bootstrap.seeds import default_seeds_path
 
 
 @dataclass
@@ -93,8 +92,8 @@ def gather(src: str | Path, records: list[dict], run_dir: str | Path | None = No
         facts.run_dir = run_dir
         facts.config = read_json_object(run_dir / CONFIG_FILE)
         if facts.config is None:
-            raise SelfInstructError(
-                f"{run_dir}: no {CONFIG_FILE}; --run-dir must name a directory made by `selfinstruct generate`"
+            raise SettingError(
+                f"{run_dir}: no {CONFIG_FILE}; {{run_dir}} must name a directory made by `selfinstruct generate`", "run_dir"
             )
         facts.generation_stats = read_json_object(run_dir / "stats.json")
         if (run_dir / LEDGER_FILE).exists():

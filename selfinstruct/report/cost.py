@@ -17,16 +17,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..engine.costs import CostSummary
+from ..engine.ledger import load_ledger
+from ..engine.rundir import CONFIG_FILE, LEDGER_FILE, RunDir
 from ..errors import SelfInstructError
-from ..ledger import LEDGER_FILE, load_ledger
-from ..pricing import ALPACA_REFERENCE, PRICES, Price
+from ..pricing import ALPACA_REFERENCE, PRICES, Price, price_for
 from ..records import count_jsonl, read_json_object
 
 PROJECTED_RECORDS = ALPACA_REFERENCE["records"]
-# Taken as they are from the ledger's totals.
-LEDGER_COUNTS = (
-    "requests", "responses", "failures", "prompt_tokens", "cached_tokens", "completion_tokens", "estimated_responses",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -37,31 +35,17 @@ class Projection:
 
 
 @dataclass
-class CostReport:
-    source: str
-    model: str | None
-    requests: int
-    responses: int
-    failures: int
-    prompt_tokens: int
-    cached_tokens: int
-    completion_tokens: int
-    estimated_responses: int  # responses whose usage was counted locally, not by the provider
-    cost_usd: float | None  # None when some response had no price
-    unsettled_requests: int
-    unsettled_usd: float  # possibly billed: reserved for requests with no recorded outcome
-    accepted: int
-    candidates: int | None
+class CostReport(CostSummary):
+    """The run's `CostSummary`, where it came from, and the 52K projection."""
+
+    source: str = ""
+    candidates: int | None = None
     projections: list[Projection] = field(default_factory=list)
     alpaca: Projection | None = None  # text-davinci-003 at this run's tokens per record
 
     @property
     def acceptance_rate(self) -> float | None:
         return self.accepted / self.candidates if self.candidates else None
-
-    @property
-    def usd_per_1000_accepted(self) -> float | None:
-        return 1000 * self.cost_usd / self.accepted if self.cost_usd is not None and self.accepted else None
 
     def tokens_per_record(self) -> dict[str, float] | None:
         if not self.accepted:
@@ -98,23 +82,16 @@ def find_ledger(src: str | Path) -> Path:
 def cost_report(src: str | Path) -> CostReport:
     """The report of the run in `src` (its directory, or its ledger.jsonl)."""
     ledger = find_ledger(src)
-    run_dir = ledger.parent
+    run = RunDir(ledger.parent)
     state = load_ledger(ledger)
-    totals = state.totals
-    config = read_json_object(run_dir / "config.json") or {}
-    stats = read_json_object(run_dir / "stats.json") or {}
+    config = read_json_object(run.path / CONFIG_FILE) or {}
+    settings = config.get("config") or {}
     model = (config.get("identity") or {}).get("model") or next((r.get("model") for r in state.responses), None)
-    unpriced = any(r.get("cost_usd") is None for r in state.responses)
-    report = CostReport(
-        source=str(src),
-        model=model,
-        **{name: getattr(totals, name) for name in LEDGER_COUNTS},
-        cost_usd=None if unpriced else round(totals.cost_usd, 8),
-        unsettled_requests=len(state.unsettled),
-        unsettled_usd=round(totals.unsettled_usd, 8),
-        accepted=count_jsonl(run_dir / "data.jsonl"),
-        candidates=stats.get("candidates"),
-    )
+    price = price_for(model, settings.get("price_in"), settings.get("price_out"), settings.get("price_cached")) if model else None
+    summary = CostSummary.of(state.totals, model=model, price=price, accepted=count_jsonl(run.data),
+                             max_cost_usd=settings.get("max_cost"))  # fmt: skip
+    stats = read_json_object(run.stats) or {}
+    report = CostReport(**vars(summary), source=str(src), candidates=stats.get("candidates"))
     if report.accepted:
         report.projections = [_project(report, name, price) for name, price in PRICES.items()]
         report.alpaca = _project(report, ALPACA_REFERENCE["model"], ALPACA_REFERENCE["price"])
@@ -126,4 +103,3 @@ def _project(report: CostReport, model: str, price: Price) -> Projection:
     standard = price.cost(report.prompt_tokens * scale, report.completion_tokens * scale, report.cached_tokens * scale)
     batch = standard * (1 - price.batch_discount) if price.batch_discount else None
     return Projection(model, standard, batch)
-

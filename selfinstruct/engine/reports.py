@@ -1,0 +1,43 @@
+"""stats.json: what a job did, from the one set of counters (see `selfinstruct.stats`).
+
+The keys are those generate runs have always written (the dataset card and `cost` read
+them); `task` and `this_session.resume_seconds` were added with the job engine.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..stats import cleaning_summary
+from .task import UNPARSEABLE
+
+
+def run_stats(job, status: str) -> dict:
+    cleaning = job.cleaner.stats
+    totals = job.ledger.totals
+    session = job.session
+    elapsed = time.monotonic() - session["started"]
+    return {
+        "status": status,
+        "task": job.task.name,
+        "target": job.task.target,
+        "accepted": job.accepted,
+        "requests": totals.requests,
+        "responses": totals.responses,
+        "failed_requests": totals.failures,
+        "candidates": cleaning["seen"],
+        "acceptance_rate": round(cleaning["kept"] / cleaning["seen"], 4) if cleaning["seen"] else None,
+        "accepted_per_response": round(job.accepted / totals.responses, 3) if totals.responses else None,
+        "unparseable": job.stats[UNPARSEABLE],
+        "filters": cleaning_summary(cleaning),
+        "preset": job.task.preset.name,
+        **job.task.describe(),
+        "this_session": {
+            "seconds": round(elapsed, 1),
+            "responses": session["responses"],
+            "requests_per_s": round(session["responses"] / elapsed, 4) if elapsed else None,
+            "completion_tokens_per_s": round(session["completion_tokens"] / elapsed, 1) if elapsed else None,
+            "replayed_responses": session["replayed"],
+            "resume_seconds": round(session["restore_s"], 3),
+        },
+    }

@@ -1,0 +1,97 @@
+"""What a teacher job asks and how it reads the answers: the part of a job that is not the engine.
+
+A task turns work into chat requests, and one answer into candidate records (curator's
+prompt/parse pair). Everything else is the engine's: the run directory and its lock, the
+ledger, the cost cap, sending the requests (online or in batch), cleaning, resuming,
+progress and reports. A new job is a new `Task` under `selfinstruct/tasks/`; no runner
+changes.
+
+    class Echo(Task):
+        name = "echo"
+        def next_request(self, index):            # the index-th request of the run
+            return Request(lambda fmt: [{"role": "user", "content": f"Say {index}."}], max_tokens=16)
+        def parse(self, request, response):        # one answer -> candidate records
+            return Parsed([{"id": response["request_id"], "instruction": "...", "input": "",
+                            "output": response["content"]}])
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from ..clean import Preset
+
+UNPARSEABLE = "unparseable"  # the reason a part of an answer that could not be used is rejected with
+
+
+@dataclass
+class Request:
+    """One chat request a task wants answered.
+
+    `messages(output_format)` builds the prompt for "json" or "text" output (the client steps
+    down from JSON to text on endpoints without structured output); `schema(bounded)` gives
+    the JSON schema of the answer, or is None for a plain-text answer. `details` go into the
+    ledger's request event (what the request was about, e.g. the examples it showed)."""
+
+    messages: Callable[[str], list[dict]]
+    max_tokens: int
+    schema: Callable[[bool], dict] | None = None
+    details: dict = field(default_factory=dict)
+
+    @property
+    def output_formats(self) -> tuple[str, ...]:
+        return ("json", "text") if self.schema is not None else ("text",)
+
+
+@dataclass
+class Parsed:
+    """One answer, read: candidate records for the cleaner (each with a unique `id`), and a
+    line for each part of the answer that could not be used."""
+
+    records: list[dict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+class Task(ABC):
+    name: ClassVar[str]  # config.json's "task", e.g. "bootstrap"
+    preset: Preset  # the cleaning preset its records go through
+    reference: tuple[dict, ...] = ()  # records the duplicate index starts with (a bootstrap's seed tasks)
+    target: int | None = None  # stop once this many records are accepted (None: when the work runs out)
+
+    @abstractmethod
+    def identity(self) -> dict:
+        """The settings and input hashes that decide the data: a resumed run must keep them."""
+
+    @abstractmethod
+    def next_request(self, index: int) -> Request | None:
+        """The request numbered `index` in this run, or None when nothing is left to ask now
+        (every work item answered or in flight). It changes nothing: a request the cost cap
+        held back is asked for again with the same index."""
+
+    def pending(self) -> int | None:
+        """Work items not answered yet; None for a task without a fixed list of work (a bootstrap)."""
+        return None
+
+    @abstractmethod
+    def parse(self, request: dict, response: dict) -> Parsed:
+        """Candidate records from one answer. `request` and `response` are the ledger's events."""
+
+    def sent(self, request: dict) -> None:
+        """The request (its ledger event) went out: its work item is in flight."""
+
+    def answered(self, request: dict) -> None:
+        """The request (its ledger event) has an answer: called for every answer, replayed or new,
+        before `parse`; a task with work items marks the item done here."""
+
+    def released(self, request: dict) -> None:
+        """The request was given up (failed or cancelled): its work item may be asked again."""
+
+    def accept(self, records: list[dict]) -> None:
+        """Records the cleaner kept, in order (a bootstrap shows them in later prompts)."""
+
+    def describe(self) -> dict:
+        """Extra figures for stats.json (e.g. work items left)."""
+        return {}
