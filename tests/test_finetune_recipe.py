@@ -51,9 +51,19 @@ def test_alpaca_response_is_the_output_then_eos():
 
 def test_every_shipped_recipe_validates():
     names = available_recipes()
-    assert {"lora-7b-24gb", "qlora-7b-16gb", "alpaca-full-fsdp", "lora-7b-48gb", "full-7b-80gb"} <= set(names)
+    assert {"lora-7b-24gb", "qlora-7b-16gb", "alpaca-full-fsdp", "lora-7b-48gb", "lora-7b-80gb", "full-7b-80gb"} <= set(names)
     methods = {name: load_recipe(name).method for name in names}
     assert methods["lora-7b-24gb"] == "lora" and methods["qlora-7b-16gb"] == "qlora"
+
+
+def test_single_gpu_recipes_carry_the_settings_measured_fastest():
+    # benchmarks/RESULTS.md, "Fine-tune": measured on an H100, 2026-11-22
+    recipes = {name: load_recipe(name) for name in ("lora-7b-24gb", "lora-7b-48gb", "lora-7b-80gb", "qlora-7b-16gb", "full-7b-80gb")}
+    assert all(r.liger_kernel and r.attention == "auto" and r.packing for r in recipes.values())
+    assert [name for name, r in recipes.items() if r.gradient_checkpointing] == ["lora-7b-24gb", "qlora-7b-16gb"]
+    rows = {name: r.per_device_batch_size for name, r in recipes.items()}
+    assert rows == {"lora-7b-24gb": 16, "lora-7b-48gb": 8, "lora-7b-80gb": 16, "qlora-7b-16gb": 16, "full-7b-80gb": 8}
+    assert load_recipe("alpaca-full-fsdp").liger_kernel is False  # not measured under FSDP
 
 
 def test_alpaca_full_recipe_has_alpacas_hyperparameters():

@@ -14,6 +14,7 @@ import torch
 
 from ..errors import SelfInstructError
 from ..resources import bundled_gguf
+from .kernels import VARLEN, apply_liger, register_varlen_attention, varlen_available
 from .recipe import Recipe
 
 # name -> (GGUF finder, the Hub repo the weights come from)
@@ -67,11 +68,16 @@ def choose_precision(recipe: Recipe) -> Precision:
 
 
 def attention_kernel(recipe: Recipe) -> str:
-    """FlashAttention where installed: its variable-length kernels run packed rows as they are.
+    """A variable-length FlashAttention kernel where there is one: it runs packed rows as they are.
 
-    Otherwise SDPA, for which transformers builds a block-diagonal mask from the position ids
-    so that packed examples still cannot see each other."""
+    The `flash-attn` package's kernels where installed, else PyTorch's own (`varlen`, CUDA,
+    torch >= 2.10). Otherwise SDPA, for which transformers builds a block-diagonal mask from the
+    position ids so that packed examples still cannot see each other (same results, slower)."""
     if recipe.attention != "auto":
+        if recipe.attention == VARLEN and not varlen_available():
+            raise SelfInstructError(
+                "attention 'varlen' needs a CUDA GPU (Ampere or newer) and torch >= 2.10; use 'sdpa' or 'auto'"
+            )
         return recipe.attention
     from transformers.utils import is_flash_attn_2_available, is_flash_attn_3_available
 
@@ -79,6 +85,8 @@ def attention_kernel(recipe: Recipe) -> str:
         return "flash_attention_3"
     if is_flash_attn_2_available():
         return "flash_attention_2"
+    if varlen_available():
+        return VARLEN
     return "sdpa"
 
 
@@ -103,7 +111,12 @@ def load_model(source: ModelSource, recipe: Recipe, precision: Precision, attent
         # Straight onto this process's GPU, without a full copy in CPU memory first. (Under FSDP
         # the first process reads the weights and the others receive their shards.)
         kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
-    return from_pretrained(source, **kwargs)
+    if attention == VARLEN:
+        register_varlen_attention()
+    model = from_pretrained(source, **kwargs)
+    if recipe.liger_kernel:
+        apply_liger(model)  # logged and skipped without a GPU or liger-kernel
+    return model
 
 
 def fsdp_enabled() -> bool:

@@ -63,11 +63,18 @@ class Recipe(BaseModel):
     per_device_batch_size: int = Field(4, ge=1, description="rows per GPU per forward pass")
     global_batch_size: int = Field(32, ge=1, description="rows per optimizer step, over all GPUs")
     gradient_checkpointing: bool = True
+    checkpoint_every_n_layers: int = Field(
+        1, ge=1, description="with checkpointing, recompute only every n-th decoder layer (more memory, less compute)"
+    )
     bf16: bool = Field(True, description="bf16 mixed precision where the GPU has it (fp16 on older GPUs, fp32 on CPU)")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="weights as loaded; auto = fp32 master weights for full, 16-bit frozen base for (q)lora"
     )
-    attention: Literal["auto", "flash_attention_3", "flash_attention_2", "sdpa", "eager"] = "auto"
+    # auto: flash-attn's kernels if installed, else PyTorch's varlen FlashAttention on CUDA, else SDPA
+    attention: Literal["auto", "flash_attention_3", "flash_attention_2", "varlen", "sdpa", "eager"] = "auto"
+    liger_kernel: bool = Field(
+        False, description="Liger's fused RMSNorm, RoPE and SwiGLU (CUDA with liger-kernel; ignored elsewhere)"
+    )
     optim: Optimizer = "adamw_torch_fused"
     optim_args: str | None = Field(None, description="extra optimizer arguments, 'key=value,key=value'")
     lora: LoraSettings = LoraSettings()

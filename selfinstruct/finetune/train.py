@@ -18,6 +18,7 @@ from ..errors import SelfInstructError
 from ..records import read_records
 from .card import render_card
 from .data import encode
+from .kernels import PADDING_FREE_ATTENTION
 from .metrics import write_metrics
 from .model import (
     Precision,
@@ -63,14 +64,17 @@ def sft_config(recipe: Recipe, out: Path, precision: Precision, attention: str):
         bf16=precision.bf16,
         fp16=precision.fp16,
         activation_checkpointing=recipe.gradient_checkpointing and not _fsdp_checkpoints_activations(),
+        activation_checkpointing_kwargs=(
+            {"every_n_layers": recipe.checkpoint_every_n_layers} if recipe.checkpoint_every_n_layers > 1 else None
+        ),
         # Packed rows are max_length long. Unpacked examples were already cut to max_length by
         # `encode`, and trl refuses a max_length with padding-free batches.
         max_length=recipe.max_length if recipe.packing else None,
         packing=recipe.packing,
         packing_strategy="bfd",  # best-fit decreasing: whole examples, never split across rows
         # Packing implies padding-free in trl (position ids mark where examples start). Without
-        # packing, padding-free pays off only with FlashAttention's variable-length kernels.
-        padding_free=recipe.packing or attention.startswith("flash_attention"),
+        # packing, padding-free pays off only with variable-length attention kernels.
+        padding_free=recipe.packing or attention in PADDING_FREE_ATTENTION,
         completion_only_loss=True,
         logging_steps=recipe.logging_steps,
         logging_first_step=True,  # a loss before any update, however short the run
@@ -92,7 +96,7 @@ def build_trainer(model, tokenizer, examples: list[dict], recipe: Recipe, out: P
     import datasets
     from trl import SFTTrainer
 
-    return SFTTrainer(
+    trainer = SFTTrainer(
         model=model,
         args=sft_config(recipe, out, precision, attention),
         train_dataset=datasets.Dataset.from_list(examples),
@@ -100,6 +104,27 @@ def build_trainer(model, tokenizer, examples: list[dict], recipe: Recipe, out: P
         peft_config=None if recipe.method == "full" else lora_config(recipe),
         callbacks=list(callbacks),
     )
+    if precision.bf16 or precision.fp16:
+        keep_adapter_inputs_16bit(trainer.model)
+    return trainer
+
+
+def keep_adapter_inputs_16bit(model) -> int:
+    """Stop peft from copying every adapted layer's input to fp32 (the adapters' dtype) under autocast.
+
+    peft casts the input of each LoRA branch to the adapter weights' dtype; with fp32 adapters on
+    a 16-bit base that is an fp32 copy of every activation entering an adapted layer, which
+    autocast then casts straight back to 16 bits for the matmul: same numbers, two extra passes
+    over the activations (and their gradients) for each of a layer's seven adapted projections.
+    The adapter weights stay fp32 for the optimizer. Returns the number of layers changed."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, BaseTunerLayer):
+            module.cast_input_dtype_enabled = False  # read by BaseTunerLayer._cast_input_dtype
+            changed += 1
+    return changed
 
 
 def run(data: Path, model: str, out: Path, recipe: Recipe, merge: bool = False) -> FinetuneResult | None:
