@@ -13,7 +13,8 @@ part moved into the input, the text the model sees being the same.
 
 `chat_fields` reads both chat shapes, ShareGPT `conversations` ({from: human|gpt, value})
 and OpenAI `messages` ({role: user|assistant, content}), so every export reads back
-through `records.read_records`.
+through `records.read_records`; an assistant turn's `reasoning_content` (or `reasoning`)
+becomes the record's `reasoning`.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def chat_fields(raw: dict, where: str) -> dict | None:
     turns = raw[key]
     if not isinstance(turns, list):
         raise SelfInstructError(f"{where}: field '{key}' must be a list of turns")
-    dialogue = []
+    dialogue, reasoning = [], {}
     for i, turn in enumerate(turns):
         role = ROLE_ALIASES.get(turn.get(role_key)) if isinstance(turn, dict) else None
         text = turn.get(text_key) if isinstance(turn, dict) else None
@@ -57,6 +58,9 @@ def chat_fields(raw: dict, where: str) -> dict | None:
             )
         if role != "system":
             dialogue.append((role, text))
+        trace = turn.get("reasoning_content") or turn.get("reasoning")
+        if role == "assistant" and isinstance(trace, str):
+            reasoning = {"reasoning": trace}
     if [role for role, _ in dialogue] != ["user", "assistant"]:
         raise SelfInstructError(
             f"{where}: field '{key}' must hold one user turn then one assistant turn (after an optional "
@@ -64,4 +68,4 @@ def chat_fields(raw: dict, where: str) -> dict | None:
         )
     instruction, _, input_text = dialogue[0][1].partition(SEPARATOR)
     others = {k: v for k, v in raw.items() if k != key}
-    return {**others, "instruction": instruction, "input": input_text, "output": dialogue[1][1]}
+    return {**others, "instruction": instruction, "input": input_text, "output": dialogue[1][1], **reasoning}

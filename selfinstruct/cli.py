@@ -58,15 +58,16 @@ TEACHER_OPTIONS = options(
     click.option("--base-url", help="OpenAI-compatible endpoint; without it the embedded SmolLM2 teacher runs."),
     click.option("--model", help="Teacher model name (required with --base-url)."),
     click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable holding the API key."),
-    click.option("--preset", default="default", show_default=True, help="Cleaning preset name or .toml path."),
     click.option("--temperature", type=float, default=1.0, show_default=True),
     click.option("--top-p", type=float, default=1.0, show_default=True),
     click.option("--max-tokens", type=int, help="Completion token limit per request [3072; embedded: 1024]."),
     click.option("--response-format", type=click.Choice(["auto", "json_schema", "json_object", "text"]), default="auto", show_default=True),
+    click.option("--reasoning-effort", type=click.Choice(["minimal", "low", "medium", "high"]), help="For reasoning models that take it."),
     click.option("--concurrency", type=int, help="Requests in flight [8; embedded: 1]."),
     click.option("--rpm", type=float, help="Client-side limit, requests per minute (paced evenly)."),
     click.option("--tpm", type=float, help="Client-side limit, tokens per minute."),
     click.option("--max-cost", type=float, help="Hard cap in USD; the run stops before it could be exceeded."),
+    click.option("--max-output-tokens", type=int, help="The most one answer can bill, reasoning included [the price table's]."),
     click.option("--price-in", type=float, help="USD per 1M prompt tokens (overrides the price table)."),
     click.option("--price-out", type=float, help="USD per 1M completion tokens."),
     click.option("--price-cached", type=float, help="USD per 1M cached prompt tokens."),
@@ -76,6 +77,7 @@ TEACHER_OPTIONS = options(
     click.option("--cleaning-workers", type=int, help="Processes for the rule checks [1 at --concurrency 32 or more, else 0]."),
     click.option("--overwrite", is_flag=True, help="Start over in an existing run directory with other settings."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
+    click.option("--dry-run", is_flag=True, help="Print the estimated cost of the run and exit."),
 )
 
 
@@ -111,8 +113,8 @@ def _echo_result(result, noun: str) -> None:
 @click.option("--machine-examples", "machine_examples_per_prompt", type=int, default=0, show_default=True, help="Accepted machine tasks shown per request (m).")
 @click.option("--tasks-per-request", type=int, help="New tasks asked for per request [20; embedded: 5].")
 @click.option("--seed", type=int, default=42, show_default=True, help="Makes the sampling of examples reproducible.")
+@click.option("--preset", default="default", show_default=True, help="Cleaning preset name or .toml path.")
 @TEACHER_OPTIONS
-@click.option("--dry-run", is_flag=True, help="Print the estimated cost of the run and exit.")
 @user_errors
 def generate(out, dry_run, overwrite, quiet, **settings):
     """Expand seed tasks into new instruction records with a teacher model.
@@ -139,6 +141,43 @@ def _dollars(value: float | None) -> str:
     from .engine.costs import usd
 
     return usd(value) + (" (no price for this model)" if value is None else "")
+
+
+# ---------------------------------------------------------------- answer
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: outputs/<model>-answers].")
+@click.option("--samples", type=int, default=1, show_default=True, help="Answers asked for each instruction (rejection sampling).")
+@click.option("--system", help="A system prompt for every request.")
+@click.option("--verify", type=click.Choice(["math"]), help="Keep only answers equal to the source's `answer` / `solution` (math-verify).")
+@click.option("--preset", default="answer", show_default=True, help="Cleaning preset name or .toml path.")
+@TEACHER_OPTIONS
+@user_errors
+def answer(out, dry_run, overwrite, quiet, **settings):
+    """Answer every instruction of SOURCE with the teacher, keeping its reasoning.
+
+    SOURCE is a run directory, a dataset (outputs not needed), or a JSONL of `prompt` /
+    `question` rows. Rerunning the same command on the same --out resumes.
+    """
+    from .engine.config import make_config
+    from .tasks.answer import AnswerConfig
+    from .tasks.answer import answer as run_answer
+
+    config = make_config(AnswerConfig, **settings).resolved()
+    out = Path(out or Path("outputs") / f"{config.model.replace('/', '_')}-answers")
+    if dry_run:
+        from .tasks.answer import estimate_answer_cost
+
+        _print_estimate(estimate_answer_cost(config, out if out.exists() else None))
+        return
+    result = _run_job(lambda: run_answer(config, out, overwrite=overwrite, progress=not quiet), out)
+    _echo_result(result, "answers kept")
+    verification = result.stats.get("verification")
+    if verification and verification["checked"]:
+        click.echo(f"verified ({verification['method']}): {verification['correct']}/{verification['checked']} correct "
+                   f"({verification['pass_rate']:.1%})")  # fmt: skip
 
 
 def _print_estimate(estimate) -> None:
@@ -200,6 +239,7 @@ def filter_command(src, out, preset, decontaminate, lsh_storage):
 @click.option("--split-test", type=float, help="Share of records in a test split, e.g. 0.05 (datasets directory or Hub).")
 @click.option("--seed", type=int, help="Seed of the train/test shuffle [42].")
 @click.option("--system-prompt", help="System turn of the chat formats [none].")
+@click.option("--reasoning", type=click.Choice(["inline", "field", "drop"]), help="Reasoning traces: inline in the output (<think>...</think>), a column of their own, or dropped [field].")
 @click.option("--license", help="License in the card's header [other: the teacher's terms apply].")
 @click.option("--language", help="Language code in the card's header [en].")
 @click.option("--name", help="Title of the dataset card [the repository or source name].")

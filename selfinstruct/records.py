@@ -21,6 +21,9 @@ from pathlib import Path
 
 from .chat import chat_fields
 from .errors import SelfInstructError
+from .reasoning import CLOSE as CLOSE_THINK
+from .reasoning import OPEN as OPEN_THINK
+from .reasoning import split_reasoning
 
 TEXT_FIELDS = ("instruction", "input", "output")
 
@@ -151,36 +154,53 @@ def write_json_atomic(path: str | Path, obj) -> None:
 # ---------------------------------------------------------------- record shapes
 
 
-def normalize(raw: dict, where: str) -> list[dict]:
+def normalize(raw: dict, where: str, require_output: bool = True) -> list[dict]:
     """Turn one raw object into records, checking the text fields.
 
     Alpaca shape: `{"instruction", "input"?, "output"}` -> one record.
     Self-instruct shape: `{"instruction", "instances": [{"input", "output"}, ...]}` -> one
     record per instance, with the task's other keys (id, name, is_classification) kept.
+    Without `require_output` (instructions to be answered), a missing output is "" and a
+    `prompt` or `question` field (GSM8K) is the instruction.
+    An output with its reasoning inline (`<think>…</think>answer`) is split into `reasoning`
+    and `output`, as exported with `--reasoning inline`.
     """
-    for shape in RECORD_SHAPES:
-        records = shape(raw, where)
+    shapes = RECORD_SHAPES if require_output else [*RECORD_SHAPES, _prompt_shape]
+    for shape in shapes:
+        records = shape(raw, where, require_output)
         if records is not None:
             return records
     keys = ", ".join(sorted(raw)) or "none"
     raise SelfInstructError(
         f"{where}: not an instruction record (keys: {keys}); expected 'instruction' with "
         "'output' (Alpaca), 'instances' (self-instruct), or 'conversations' / 'messages' (chat)"
+        + ("" if require_output else ", or a 'prompt' / 'question' to answer")
     )
 
 
-def _alpaca_shape(raw: dict, where: str) -> list[dict] | None:
+def _alpaca_shape(raw: dict, where: str, require_output: bool) -> list[dict] | None:
     if "instruction" not in raw or "instances" in raw:
         return None
     record = dict(raw)
     record.setdefault("input", "")
     if "output" not in record:
-        raise SelfInstructError(f"{where}: field 'output' is missing")
+        if require_output:
+            raise SelfInstructError(f"{where}: field 'output' is missing")
+        record["output"] = ""
     _check_text_fields(record, where)
+    if "reasoning" not in record and CLOSE_THINK in record["output"] and record["output"].lstrip().startswith(OPEN_THINK):
+        record["reasoning"], record["output"] = split_reasoning(record["output"], None)
     return [record]
 
 
-def _self_instruct_shape(raw: dict, where: str) -> list[dict] | None:
+def _prompt_shape(raw: dict, where: str, require_output: bool) -> list[dict] | None:
+    field = next((f for f in PROMPT_FIELDS if isinstance(raw.get(f), str)), None)
+    if field is None:
+        return None
+    return _alpaca_shape({"instruction": raw[field], **{k: v for k, v in raw.items() if k != field}}, where, require_output)
+
+
+def _self_instruct_shape(raw: dict, where: str, require_output: bool) -> list[dict] | None:
     if "instances" not in raw:
         return None
     instances = raw["instances"]
@@ -191,7 +211,7 @@ def _self_instruct_shape(raw: dict, where: str) -> list[dict] | None:
     for i, instance in enumerate(instances):
         if not isinstance(instance, dict):
             raise SelfInstructError(f"{where}: field 'instances[{i}]' must be an object")
-        record = {**task, "input": instance.get("input", ""), "output": instance.get("output")}
+        record = {**task, "input": instance.get("input", ""), "output": instance.get("output", None if require_output else "")}
         if record["output"] is None:
             raise SelfInstructError(f"{where}: field 'instances[{i}].output' is missing")
         _check_text_fields(record, where, prefix=f"instances[{i}].")
@@ -199,15 +219,16 @@ def _self_instruct_shape(raw: dict, where: str) -> list[dict] | None:
     return records
 
 
-def _chat_shape(raw: dict, where: str) -> list[dict] | None:
+def _chat_shape(raw: dict, where: str, require_output: bool) -> list[dict] | None:
     fields = chat_fields(raw, where)
-    return None if fields is None else _alpaca_shape(fields, where)
+    return None if fields is None else _alpaca_shape(fields, where, require_output)
 
 
 # Each shape returns None when the object is not of that shape. The chat shapes (ShareGPT
 # `conversations`, OpenAI `messages`) are here so that every export format reads back
 # through `read_records`.
-RECORD_SHAPES: list[Callable[[dict, str], list[dict] | None]] = [_alpaca_shape, _self_instruct_shape, _chat_shape]
+RECORD_SHAPES: list[Callable[[dict, str, bool], list[dict] | None]] = [_alpaca_shape, _self_instruct_shape, _chat_shape]
+PROMPT_FIELDS = ("prompt", "question")  # where prompt files keep the instruction
 
 
 def _check_text_fields(record: dict, where: str, prefix: str = "") -> None:
@@ -224,35 +245,36 @@ def _check_text_fields(record: dict, where: str, prefix: str = "") -> None:
 # ---------------------------------------------------------------- sources
 
 
-def read_records(src: str | Path) -> list[dict]:
-    """Read every record from a file or directory (see the module docstring)."""
+def read_records(src: str | Path, *, require_output: bool = True) -> list[dict]:
+    """Read every record from a file or directory (see the module docstring); without
+    `require_output`, instructions to be answered (see `normalize`)."""
     src = Path(src)
     if not src.exists():
         raise SelfInstructError(f"{src}: no such file or directory")
     if src.is_dir():
         if (src / "data.jsonl").exists():
-            return read_records(src / "data.jsonl")
+            return read_records(src / "data.jsonl", require_output=require_output)
         if (src / "dataset_dict.json").exists() or (src / "state.json").exists():
-            return _read_saved_dataset(src)
+            return _read_saved_dataset(src, require_output)
         raise SelfInstructError(
             f"{src}: directory has neither data.jsonl (a selfinstruct run) "
             "nor a saved Hugging Face dataset (state.json / dataset_dict.json)"
         )
     suffix = src.suffix.lower()
     if suffix == ".parquet":
-        return _read_parquet(src)
+        return _read_parquet(src, require_output)
     if suffix == ".json":
-        return _read_json_list(src)
-    return [r for number, obj in read_jsonl(src) for r in normalize(obj, f"{src}:{number}")]
+        return _read_json_list(src, require_output)
+    return [r for number, obj in read_jsonl(src) for r in normalize(obj, f"{src}:{number}", require_output)]
 
 
-def _read_json_list(path: Path) -> list[dict]:
+def _read_json_list(path: Path, require_output: bool) -> list[dict]:
     """Alpaca JSON list; errors give the item index and its line in the file."""
     text = path.read_text(encoding="utf-8")
     stripped = text.lstrip()
     if not stripped.startswith("["):
         if stripped.startswith("{"):  # a JSONL file with a .json name
-            return [r for number, obj in read_jsonl(path) for r in normalize(obj, f"{path}:{number}")]
+            return [r for number, obj in read_jsonl(path) for r in normalize(obj, f"{path}:{number}", require_output)]
         raise SelfInstructError(f"{path}: expected a JSON list of records")
     decoder = json.JSONDecoder()
     records: list[dict] = []
@@ -271,7 +293,7 @@ def _read_json_list(path: Path) -> list[dict]:
             raise SelfInstructError(f"{path}:{line}: item {index} is not valid JSON ({e.msg})") from None
         if not isinstance(obj, dict):
             raise SelfInstructError(f"{path}:{line}: item {index} must be an object")
-        records.extend(normalize(obj, f"{path}:{line} (item {index})"))
+        records.extend(normalize(obj, f"{path}:{line} (item {index})", require_output))
         index += 1
 
 
@@ -281,14 +303,14 @@ def _skip_space_and_commas(text: str, pos: int) -> int:
     return pos
 
 
-def _read_parquet(path: Path) -> list[dict]:
+def _read_parquet(path: Path, require_output: bool) -> list[dict]:
     import pyarrow.parquet as pq
 
     rows = pq.read_table(path).to_pylist()
-    return [r for i, row in enumerate(rows) for r in normalize(row, f"{path}: row {i}")]
+    return [r for i, row in enumerate(rows) for r in normalize(row, f"{path}: row {i}", require_output)]
 
 
-def _read_saved_dataset(path: Path) -> list[dict]:
+def _read_saved_dataset(path: Path, require_output: bool) -> list[dict]:
     import datasets
 
     loaded = datasets.load_from_disk(str(path))
@@ -297,5 +319,5 @@ def _read_saved_dataset(path: Path) -> list[dict]:
     for split, dataset in splits:
         for i, row in enumerate(dataset):
             where = f"{path}: {split + ' ' if split else ''}row {i}"
-            records.extend(normalize(row, where))
+            records.extend(normalize(row, where, require_output))
     return records

@@ -12,6 +12,15 @@ Faults, applied to HTTP requests in arrival order:
   ok, 429 (Retry-After: 1), 500, hang (sleeps past any client timeout), 401,
   malformed_json (200 with content that is not JSON), truncated (finish_reason=length,
   content cut), empty_choice (200 with choices: []), bad_body (200 with an HTML body).
+
+A request that is not the bootstrap prompt (an instruction to answer) gets `answer(prompt)`.
+`reasoning` makes it behave like a reasoning teacher:
+  "openai"   an OpenAI reasoning model: 400 unsupported_parameter for `max_tokens`, 400
+             unsupported_value for a temperature or top_p other than 1; usage reports
+             `completion_tokens_details.reasoning_tokens` (billed as completion tokens);
+  "deepseek" DeepSeek's reasoner: the trace in `message.reasoning_content`, and reasoning
+             that its `max_tokens` does not bound (`reasoning_tokens` each answer);
+  "r1"       an R1-distilled model behind vLLM: the trace inline, without the opening <think>.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import json
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -72,7 +82,11 @@ class FakeOpenAI:
     reject_json_schema: bool = False  # answer json_schema like llama.cpp does: HTTP 500
     send_usage: bool = True
     extra_headers: dict = field(default_factory=dict)
+    reasoning: str | None = None  # "openai", "deepseek" or "r1"
+    reasoning_tokens: int = 300
+    answer: Callable[[str], str] = lambda prompt: f"Here is my answer to: {prompt[:60]}"
     calls: list[Call] = field(default_factory=list)
+    bodies: list[dict] = field(default_factory=list)  # every request body, in arrival order
 
     def __post_init__(self):
         self._lock = threading.Lock()
@@ -110,7 +124,30 @@ class FakeOpenAI:
             tasks = [make_task(self._rng) for _ in range(self.tasks_per_answer)]
         return call, tasks
 
-    def answer(self, body: dict, headers) -> tuple[Call, dict, bytes]:
+    def refusal(self, body: dict) -> dict | None:
+        """What an OpenAI reasoning model says to parameters it does not take."""
+        if self.reasoning != "openai":
+            return None
+        if "max_tokens" in body:
+            return {"message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+                    "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}  # fmt: skip
+        for name in ("temperature", "top_p"):
+            if body.get(name, 1) != 1:
+                return {"message": f"Unsupported value: '{name}' does not support {body[name]} with this model. Only the default (1) value is supported.",
+                        "type": "invalid_request_error", "param": name, "code": "unsupported_value"}  # fmt: skip
+        return None
+
+    def respond(self, body: dict, headers) -> tuple[Call, dict, bytes]:
+        with self._lock:
+            self.bodies.append(body)
+        refusal = self.refusal(body)
+        if refusal is not None:
+            call, _ = self._next_call(headers.get("X-Client-Request-Id"), body.get("response_format"))
+            call.status = 400
+            return call, {"x-request-id": call.server_request_id}, json.dumps({"error": refusal}).encode()
+        return self._answer(body, headers)
+
+    def _answer(self, body: dict, headers) -> tuple[Call, dict, bytes]:
         call, tasks = self._next_call(headers.get("X-Client-Request-Id"), body.get("response_format"))
         out_headers = {"x-request-id": call.server_request_id, **self.extra_headers}
         fault = call.fault
@@ -132,7 +169,10 @@ class FakeOpenAI:
             return call, out_headers, b"<html><body>Bad gateway</body></html>"
 
         messages = body.get("messages", [])
-        if (body.get("response_format") or {}).get("type") in ("json_schema", "json_object"):
+        prompt = messages[-1]["content"] if messages else ""
+        if "You are asked to come up with a set of" not in prompt:
+            content = self.answer(prompt)
+        elif (body.get("response_format") or {}).get("type") in ("json_schema", "json_object"):
             content = json.dumps({"tasks": tasks})
         else:
             content = "".join(
@@ -148,10 +188,18 @@ class FakeOpenAI:
             "prompt_tokens": sum(len(m.get("content", "")) for m in messages) // 4,
             "completion_tokens": len(content) // 4 + 1,
         }
+        message = {"role": "assistant", "content": content}
+        if self.reasoning is not None:
+            trace = (f"Let me think about this step by step. The request was {len(prompt)} characters long, "
+                     "so a short answer will do. I check it once more, and then I write it down.")  # fmt: skip
+            usage["completion_tokens"] += self.reasoning_tokens
+            usage["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+            if self.reasoning == "deepseek":
+                message["reasoning_content"] = trace
+            elif self.reasoning == "r1":
+                message["content"] = f"{trace}\n</think>\n\n{content}"
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        choices = [] if fault == "empty_choice" else [
-            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}
-        ]  # fmt: skip
+        choices = [] if fault == "empty_choice" else [{"index": 0, "message": message, "finish_reason": finish_reason}]
         answer = {
             "id": f"chatcmpl-{call.server_request_id}",
             "object": "chat.completion",
@@ -173,7 +221,7 @@ class FakeOpenAI:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
-                call, headers, payload = server.answer(body, self.headers)
+                call, headers, payload = server.respond(body, self.headers)
                 try:
                     self.send_response(call.status)
                     self.send_header("Content-Type", "application/json")

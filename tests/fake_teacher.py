@@ -19,6 +19,7 @@ from fake_openai import make_task
 
 from selfinstruct.teacher.client import Completion, TeacherSettings, Usage
 
+
 def tasks_answer(n: int, request_id: str) -> str:
     """n distinct tasks, the same for the same request id."""
     rng = random.Random(request_id)
@@ -33,7 +34,7 @@ class FakeTeacher:
         self.settings = TeacherSettings(base_url="in-process", model=model, api_key="")
         self.calls: list[str] = []
 
-    async def complete(self, make_messages, *, schema, max_tokens, temperature, top_p, request_id) -> Completion:
+    async def complete(self, make_messages, *, schema, max_tokens, temperature, top_p, request_id, reasoning_effort=None) -> Completion:
         self.calls.append(request_id)
         await asyncio.sleep(self.delay(request_id))
         answer = self.answer(request_id)

@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from selfinstruct.records import read_jsonl
+from selfinstruct.tasks.answer import AnswerConfig, answer
 from selfinstruct.tasks.bootstrap import GenerateConfig, generate
 from selfinstruct.teacher.embedded import MODEL_ALIAS, EmbeddedTeacher
 
@@ -40,6 +41,29 @@ def test_generate_with_the_embedded_teacher_then_resume(tmp_path):
     again = generate(config, tmp_path, progress=False)
     assert len(events(tmp_path)) == requests_before  # the resume asked nothing new
     assert again.accepted == result.accepted
+
+
+def test_answer_with_the_embedded_teacher_then_resume(tmp_path):
+    source = tmp_path / "questions.jsonl"
+    questions = ["What is the capital of France?", "Name a fruit that is yellow.", "How many legs does a spider have?"]
+    source.write_text("".join(json.dumps({"id": f"q{i}", "question": q}) + "\n" for i, q in enumerate(questions)))
+    config = AnswerConfig(source=str(source), max_tokens=96, preset=str(keep_all_preset(tmp_path)))
+    result = answer(config, tmp_path / "run", progress=False)
+
+    assert result.stop_reason == "all work done" and result.stats["answered_items"] == 3
+    records = [r for _, r in read_jsonl(tmp_path / "run" / "data.jsonl")]
+    assert sorted(r["source_id"] for r in records) == ["q0", "q1", "q2"]
+    assert all(r["output"].strip() and r["instruction"] in questions for r in records)
+    asked = len(events(tmp_path / "run"))
+    again = answer(config, tmp_path / "run", progress=False)
+    assert len(events(tmp_path / "run")) == asked and again.accepted == 3  # the resume asked nothing new
+
+
+def keep_all_preset(folder: Path) -> Path:
+    """The 135M teacher's answers are poor; this test is about the job, so it keeps them all."""
+    path = folder / "keep-all.toml"
+    path.write_text('description = "keep every answer"\n[dedup]\nenabled = false\n')
+    return path
 
 
 def _server_pids_of(parent_pid: int) -> list[int]:

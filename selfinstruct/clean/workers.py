@@ -11,8 +11,9 @@ machine the rules are about half of a generate run's CPU (benchmarks/RESULTS.md)
 
 With `workers=0` the checks run here, at once. The workers are forked when the checker is
 made, before the job starts its event loop and HTTP client threads (a fork needs no
-`if __name__ == "__main__"` guard in the user's script, unlike "spawn"); each loads the preset
-itself, ignores Ctrl-C (the job handles it) and exits when the job's process is gone.
+`if __name__ == "__main__"` guard in the user's script, unlike "spawn"); each builds the same
+rules from their settings, ignores Ctrl-C (the job handles it) and exits when the job's
+process is gone.
 """
 
 from __future__ import annotations
@@ -23,19 +24,16 @@ import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from ..processes import exit_with_parent
-from .rules import Checked, RuleSet
+from .rules import RULES, Checked, RuleSet
 
 _worker_rules: RuleSet | None = None
 
 
-def _start_worker(parent_pid: int, preset_path: str, decontaminate: tuple[str, ...]) -> None:
+def _start_worker(parent_pid: int, rules: list[tuple[str, dict]]) -> None:
     global _worker_rules
-    from .cleaner import with_benchmarks
-    from .presets import load_preset
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     exit_with_parent(parent_pid)  # a worker's pipes do not close when its job is killed
-    _worker_rules = RuleSet(with_benchmarks(load_preset(preset_path).rules, decontaminate))
+    _worker_rules = RuleSet([RULES[name].model_validate(settings) for name, settings in rules])
 
 
 def _check(records: list[dict]) -> list[Checked]:
@@ -52,7 +50,7 @@ class RuleChecker:
                 max_workers=workers,
                 mp_context=multiprocessing.get_context(method),
                 initializer=_start_worker,
-                initargs=(os.getpid(), str(cleaner.preset.path), cleaner.decontaminate),
+                initargs=(os.getpid(), [(rule.name, rule.model_dump()) for rule in cleaner.rules.rules]),
             )
             for started in [self.pool.submit(_check, []) for _ in range(workers)]:
                 started.result()  # start them now, while this process has no other threads

@@ -24,7 +24,8 @@ C = TypeVar("C", bound="JobConfig")
 class JobConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    IDENTITY: ClassVar[tuple[str, ...]] = ("model", "preset", "temperature", "top_p", "max_tokens", "response_format")
+    IDENTITY: ClassVar[tuple[str, ...]] = ("model", "preset", "temperature", "top_p", "max_tokens", "response_format",
+                                           "reasoning_effort")  # fmt: skip
     # The embedded 135M teacher answers one request at a time (llama-cpp-python's server
     # serialises them) and needs few tokens; API teachers get Alpaca's settings.
     EMBEDDED_DEFAULTS: ClassVar[dict] = {"max_tokens": 1024, "concurrency": 1, "model": MODEL_ALIAS}
@@ -38,6 +39,7 @@ class JobConfig(BaseModel):
     top_p: float = Field(1.0, gt=0, le=1)
     max_tokens: int | None = Field(None, ge=16)
     response_format: Literal["auto", "json_schema", "json_object", "text"] = "auto"
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = Field(None, description="passed to reasoning models that take it")
     timeout: float = Field(120.0, gt=0)
     max_attempts: int = Field(8, ge=1, le=100)
 
@@ -50,6 +52,7 @@ class JobConfig(BaseModel):
     rpm: float | None = Field(None, gt=0)
     tpm: float | None = Field(None, gt=0)
     max_cost: float | None = Field(None, ge=0, description="hard cap in USD")
+    max_output_tokens: int | None = Field(None, ge=1, description="the most one answer can bill, reasoning included; default: the price table's")
     price_in: float | None = Field(None, ge=0)
     price_out: float | None = Field(None, ge=0)
     price_cached: float | None = Field(None, ge=0)

@@ -7,7 +7,7 @@ may have been billed: their reserved worst case is shown apart, as "possibly bil
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from ..pricing import Price
 from .ledger import LedgerTotals
@@ -27,7 +27,8 @@ class CostSummary:
     failures: int
     prompt_tokens: int
     cached_tokens: int
-    completion_tokens: int
+    completion_tokens: int  # reasoning tokens included: they are billed as completion tokens
+    reasoning_tokens: int
     estimated_responses: int  # responses whose usage was counted locally, not by the provider
     cost_usd: float | None  # None when some response had no price
     unsettled_requests: int
@@ -48,6 +49,7 @@ class CostSummary:
             prompt_tokens=totals.prompt_tokens,
             cached_tokens=totals.cached_tokens,
             completion_tokens=totals.completion_tokens,
+            reasoning_tokens=totals.reasoning_tokens,
             estimated_responses=totals.estimated_responses,
             cost_usd=None if totals.unpriced_responses else round(totals.cost_usd, 8),
             unsettled_requests=totals.unsettled_requests,
@@ -73,6 +75,7 @@ class CostSummary:
             "prompt_tokens": self.prompt_tokens,
             "cached_tokens": self.cached_tokens,
             "completion_tokens": self.completion_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
             "estimated_responses": self.estimated_responses,
             "cost_usd": self.cost_usd,
             "unsettled_usd": self.unsettled_usd,
@@ -81,3 +84,21 @@ class CostSummary:
             "max_cost_usd": self.max_cost_usd,
             "usage_estimated": self.estimated_responses > 0,
         }
+
+
+@dataclass
+class CostEstimate:
+    """What a run will cost, before any request is sent (`--dry-run`)."""
+
+    model: str
+    records_wanted: int
+    requests: int
+    prompt_tokens_per_request: int
+    completion_tokens_per_request: int
+    accepted_per_request: float
+    basis: str  # "ledger history" or "assumptions"
+    expected_usd: float | None
+    worst_case_usd: float | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from ..clean import Cleaner, rejected_record
 from ..clean.workers import RuleChecker
 from ..errors import SelfInstructError
-from ..pricing import Price
+from ..pricing import Price, completion_bound
 from ..records import JsonlWriter, write_json_atomic
 from ..stats import Stats
 from ..tokens import prompt_tokens_upper_bound
@@ -181,7 +181,7 @@ class Job:
         if self.price is None:
             return 0.0
         prompt = max(prompt_tokens_upper_bound(request.messages(fmt)) for fmt in request.output_formats)
-        return self.price.cost(prompt, request.max_tokens)
+        return self.price.cost(prompt, completion_bound(self.config.model, request.max_tokens, self.config.max_output_tokens))
 
     def would_break_cap(self, reserve_usd: float) -> bool:
         return self.config.max_cost is not None and self.ledger.committed_usd + reserve_usd > self.config.max_cost
@@ -212,6 +212,8 @@ class Job:
             attempts=completion.attempts,
             retry_errors=completion.retry_errors,
             provider_request_id=completion.provider_request_id,
+            request_params=completion.params,
+            **({"reasoning": completion.reasoning} if completion.reasoning is not None else {}),
         )
         self.failure_streak = 0
         self.task.answered(request)

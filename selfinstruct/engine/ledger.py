@@ -35,7 +35,8 @@ class LedgerTotals:
     failures: int = 0
     prompt_tokens: int = 0
     cached_tokens: int = 0
-    completion_tokens: int = 0
+    completion_tokens: int = 0  # reasoning tokens included
+    reasoning_tokens: int = 0
     estimated_responses: int = 0  # responses whose usage was counted by tiktoken
     unpriced_responses: int = 0  # responses with no price (cost_usd None): the run's cost is unknown
     cost_usd: float = 0.0
@@ -49,6 +50,7 @@ class LedgerTotals:
         self.prompt_tokens += usage["prompt_tokens"]
         self.cached_tokens += usage["cached_tokens"]
         self.completion_tokens += usage["completion_tokens"]
+        self.reasoning_tokens += usage.get("reasoning_tokens", 0)
         self.estimated_responses += bool(usage["estimated"])
         self.unpriced_responses += event["cost_usd"] is None
         self.cost_usd += event["cost_usd"] or 0.0

@@ -82,6 +82,7 @@ class OnlineRunner:
             temperature=self.job.config.temperature,
             top_p=self.job.config.top_p,
             request_id=planned.request_id,
+            reasoning_effort=self.job.config.reasoning_effort,
         )
 
     def _settle(self, done: set[asyncio.Task], in_flight: dict) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..clean import Preset
+from ..stats import Stats
 
 UNPARSEABLE = "unparseable"  # the reason a part of an answer that could not be used is rejected with
 
@@ -92,6 +93,6 @@ class Task(ABC):
     def accept(self, records: list[dict]) -> None:
         """Records the cleaner kept, in order (a bootstrap shows them in later prompts)."""
 
-    def describe(self) -> dict:
-        """Extra figures for stats.json (e.g. work items left)."""
+    def describe(self, cleaning: Stats) -> dict:
+        """Extra figures for stats.json (e.g. work items left), given the cleaner's counts."""
         return {}

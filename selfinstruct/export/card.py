@@ -58,6 +58,15 @@ class CardInfo:
     language: str = "en"
     system_prompt: str | None = None
     splits: dict[str, int] | None = None
+    reasoning: str | None = None  # how the records' reasoning traces were exported (None: they have none)
+
+
+REASONING_NOTES = {
+    "inline": "inline at the start of each output, as `<think>\\n…\\n</think>\\n\\n` before the answer (the form "
+    "open reasoning datasets are trained on)",
+    "field": "in a column of its own (`reasoning`; `reasoning_content` in the assistant message of chat formats)",
+    "drop": "not exported: the outputs hold the final answers only",
+}
 
 
 def size_category(n: int) -> str:
@@ -85,6 +94,7 @@ def render_card(facts: Provenance, info: CardInfo) -> str:
         _generation(facts, today),
         _filtering(facts),
         _cost(facts),
+        *([_reasoning(facts, info)] if info.reasoning else []),
         _format(info),
         "## Limitations\n\nThe records are machine-generated and were not reviewed by people: outputs can be "
         "wrong, made up, biased or unsafe, and the instructions inherit the topics and slant of the seed tasks. "
@@ -198,12 +208,33 @@ def _cost(facts: Provenance) -> str:
     rows = [
         ("requests", f"{cost.requests:,} ({cost.responses:,} answered, {cost.failures:,} failed)"),
         ("prompt tokens", f"{cost.prompt_tokens:,} ({cost.cached_tokens:,} cached)"),
-        ("completion tokens", f"{cost.completion_tokens:,}"),
+        ("completion tokens", f"{cost.completion_tokens:,}"
+         + (f" ({cost.reasoning_tokens:,} reasoning, {cost.completion_tokens - cost.reasoning_tokens:,} answers)"
+            if cost.reasoning_tokens else "")),
         ("spent (USD, at the run's prices)", usd(cost.cost_usd)),
         (f"per 1,000 records accepted during generation ({cost.accepted:,})", usd(cost.usd_per_1000_accepted)),
         ("possibly billed (requests with no recorded outcome)", usd(cost.unsettled_usd)),
     ]
     return "\n".join(["## Cost", "", *_md_table(("", "run total"), rows)])
+
+
+def _reasoning(facts: Provenance, info: CardInfo) -> str:
+    """A reasoning teacher's records: where the traces went, what they cost, how many were checked."""
+    lines = [f"## Reasoning\n\nThe teacher is a reasoning model: the records carry its reasoning traces, exported "
+             f"{REASONING_NOTES[info.reasoning]}."]  # fmt: skip
+    cost = facts.cost
+    if cost is not None and cost.reasoning_tokens:
+        answers = cost.completion_tokens - cost.reasoning_tokens
+        lines.append(f"Completion tokens: {cost.reasoning_tokens:,} on reasoning ({cost.reasoning_tokens / cost.completion_tokens:.0%}) "
+                     f"and {answers:,} on answers.")  # fmt: skip
+    verification = (facts.generation_stats or {}).get("verification")
+    if verification and verification.get("checked"):
+        lines.append(
+            f"Answers were verified ({verification['method']}, against the source's reference answers): "
+            f"{verification['correct']:,} of {verification['checked']:,} correct ({verification['pass_rate']:.1%}); "
+            "only verified answers were kept."
+        )
+    return " ".join(lines)
 
 
 def _format(info: CardInfo) -> str:

@@ -19,7 +19,7 @@ from ..errors import SelfInstructError, SettingError
 from ..records import read_records
 from .card import CardInfo, check_card_path, render_card, write_card
 from .destinations import DATASETS, JSON, JSONL, PARQUET, card_path, destination_kind, split_sizes, to_dataset, write_rows
-from .formats import FORMATS
+from .formats import FORMATS, with_reasoning
 from .hub import REPO_ID, hub_token, push
 from .provenance import gather
 
@@ -44,6 +44,9 @@ class ExportOptions(BaseModel):
     split_test: float | None = Field(None, gt=0, lt=1, description="share of records in a test split")
     seed: int = Field(42, description="shuffles the train/test split")
     system_prompt: str | None = None
+    reasoning: Literal["inline", "field", "drop"] = Field(
+        "field", description="a reasoning trace: inline in the output (<think>...</think>), a column of its own, or dropped"
+    )
     license: str = "other"
     language: str = "en"
     name: str | None = Field(None, description="the card's title")
@@ -102,11 +105,18 @@ def export_dataset(src: str | Path, options: ExportOptions) -> ExportResult:
     if not records:
         raise SelfInstructError(f"{src}: no records to export")
     fmt = FORMATS[options.format_name]
-    rows = [fmt.to_row(record, options.system_prompt) for record in records]
+    traced = sum("reasoning" in record for record in records)
+    if traced and fmt.only_jsonl and options.reasoning == "field":
+        raise SettingError(
+            f"{traced} records carry a reasoning trace, and OpenAI's fine-tuning file has no field for it: "
+            "set {reasoning} to inline or drop", "reasoning",
+        )  # fmt: skip
+    rows = [fmt.to_row(with_reasoning(record, options.reasoning), options.system_prompt) for record in records]
     facts = gather(src, records, options.run_dir)
     name = options.name or _default_name(src, options)
     card = lambda load_code, splits: render_card(  # noqa: E731
-        facts, CardInfo(name, fmt.name, load_code, options.license, options.language, options.system_prompt, splits)
+        facts, CardInfo(name, fmt.name, load_code, options.license, options.language, options.system_prompt, splits,
+                        reasoning=options.reasoning if traced else None)  # fmt: skip
     )
     token = hub_token() if options.push_to_hub is not None else None  # before anything is written
     card_file = hub_url = None

@@ -11,6 +11,10 @@
 
 The chat formats start with a system turn when a system prompt is given (none by default:
 the student then learns to answer without one, as Alpaca's did).
+
+A record's reasoning trace (`reasoning`) is a column of its own (`reasoning`, and
+`reasoning_content` in the assistant message of `openai` / `messages`, the name chat templates
+read), or written inline into the output, or dropped: see `with_reasoning`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..chat import SHAREGPT_ROLES, to_turns
+from ..reasoning import inline
 from ..records import TEXT_FIELDS
 
 
@@ -30,12 +35,26 @@ class Format:
     only_jsonl: bool = False  # a consumer that reads nothing else (OpenAI's fine-tuning API)
 
 
-def provenance(record: dict) -> dict:
-    return {k: v for k, v in record.items() if k not in TEXT_FIELDS}
+REASONING_MODES = ("inline", "field", "drop")
+
+
+def with_reasoning(record: dict, mode: str) -> dict:
+    """The record as a reasoning mode exports it: `inline` writes the trace into the output
+    (`<think>…</think>` then the answer), `field` keeps it apart, `drop` leaves it out."""
+    if "reasoning" not in record or mode == "field":
+        return record
+    rest = {k: v for k, v in record.items() if k != "reasoning"}
+    return rest if mode == "drop" else {**rest, "output": inline(record["reasoning"], record["output"])}
+
+
+def provenance(record: dict, *moved: str) -> dict:
+    """The record's other keys: ids, teacher, dates (and `reasoning`, unless `moved` elsewhere)."""
+    return {k: v for k, v in record.items() if k not in TEXT_FIELDS and k not in moved}
 
 
 def _alpaca(record: dict, system_prompt: str | None) -> dict:
-    return {field: record[field] for field in TEXT_FIELDS}
+    reasoning = {"reasoning": record["reasoning"]} if "reasoning" in record else {}
+    return {**{field: record[field] for field in TEXT_FIELDS}, **reasoning}
 
 
 def _jsonl(record: dict, system_prompt: str | None) -> dict:
@@ -43,7 +62,10 @@ def _jsonl(record: dict, system_prompt: str | None) -> dict:
 
 
 def _openai_messages(record: dict, system_prompt: str | None) -> list[dict]:
-    return [{"role": role, "content": text} for role, text in to_turns(record, system_prompt)]
+    messages = [{"role": role, "content": text} for role, text in to_turns(record, system_prompt)]
+    if "reasoning" in record:
+        messages[-1]["reasoning_content"] = record["reasoning"]
+    return messages
 
 
 def _sharegpt(record: dict, system_prompt: str | None) -> dict:
@@ -56,7 +78,7 @@ def _openai(record: dict, system_prompt: str | None) -> dict:
 
 
 def _messages(record: dict, system_prompt: str | None) -> dict:
-    return {"messages": _openai_messages(record, system_prompt), **provenance(record)}
+    return {"messages": _openai_messages(record, system_prompt), **provenance(record, "reasoning")}
 
 
 FORMATS: dict[str, Format] = {

@@ -3,6 +3,8 @@
 `alpaca` is Stanford Alpaca's prompt, byte for byte (`PROMPT_DICT` in tatsu-lab/stanford_alpaca
 train.py), so a student trained here answers the prompts Alpaca-style tools send it. `chat`
 uses the model's own chat template instead, for instruct models that already speak one.
+A record with a reasoning trace is trained on `<think>\ntrace\n</think>\n\nanswer`, the
+loss on the trace and the answer.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from typing import Literal
 
 from ..errors import SelfInstructError
+from ..reasoning import inline
 
 Template = Literal["alpaca", "chat"]
 
@@ -43,14 +46,13 @@ def render(record: dict, template: Template, tokenizer) -> tuple[str, str]:
     The response ends with EOS (Alpaca appends `tokenizer.eos_token`); with a chat template the
     template's end-of-turn token closes it, and EOS is added only if the template omits it.
     """
+    response = inline(record.get("reasoning"), record["output"])  # a trace is learned too, before the answer
     if template == "alpaca":
         prompt = alpaca_prompt(record)
-        return prompt, prompt + record["output"] + tokenizer.eos_token
+        return prompt, prompt + response + tokenizer.eos_token
     messages = chat_messages(record)
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    full = tokenizer.apply_chat_template(
-        [*messages, {"role": "assistant", "content": record["output"]}], tokenize=False
-    )
+    full = tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": response}], tokenize=False)
     if not full.rstrip().endswith(tokenizer.eos_token):
         full += tokenizer.eos_token
     return prompt, full

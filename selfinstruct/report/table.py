@@ -14,7 +14,8 @@ def render_table(report: CostReport) -> str:
     run = [
         ("requests", f"{report.requests:,}", f"{report.responses:,} answered, {report.failures:,} failed"),
         ("prompt tokens", f"{report.prompt_tokens:,}", f"{report.cached_tokens:,} cached{estimated}"),
-        ("completion tokens", f"{report.completion_tokens:,}", ""),
+        ("completion tokens", f"{report.completion_tokens:,}",
+         f"{report.reasoning_tokens:,} of them reasoning" if report.reasoning_tokens else ""),
         ("spent", spent, ""),
         ("possibly billed", usd(report.unsettled_usd),
          f"reserved for {report.unsettled_requests:,} requests with no recorded outcome"),

@@ -8,6 +8,15 @@ long paid run needs.
 - Structured output: "json_schema" (OpenAI), "json_object" with a schema (llama.cpp's
   grammar), or "text" (Alpaca's numbered format). In "auto" mode a server that rejects the
   `response_format` we sent is asked again one step down that list.
+- Reasoning models refuse some parameters. The answer limit goes out as
+  `max_completion_tokens` to api.openai.com and as `max_tokens` elsewhere; a 400 that names
+  the one we sent as unsupported switches to the other, once. A 400 that refuses
+  `temperature`, `top_p` or `reasoning_effort` drops it. Either way the request is asked again
+  at once (a 400 is not billed), and the client remembers for the rest of the run; the ledger
+  records the parameters each answer was asked with.
+- A reasoning trace comes back in `message.reasoning_content` (DeepSeek, vLLM's reasoning
+  parsers) or `message.reasoning`; inline `<think>` blocks stay in the content, as sent
+  (see `selfinstruct.reasoning`). Reasoning tokens are counted apart when usage reports them.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlparse
 
 import openai
 from openai._constants import RAW_RESPONSE_HEADER
@@ -51,12 +61,17 @@ class RequestFailed(Exception):
         self.retry_errors = retry_errors
 
 
+LIMIT_PARAMS = ("max_tokens", "max_completion_tokens")  # the same limit under two names
+OPTIONAL_PARAMS = ("temperature", "top_p", "reasoning_effort")  # dropped when a model refuses them
+
+
 @dataclass
 class Usage:
     prompt_tokens: int
-    completion_tokens: int
+    completion_tokens: int  # reasoning tokens included: they are billed as completion tokens
     cached_tokens: int = 0
     estimated: bool = False  # True when the server sent no usage and tiktoken counted
+    reasoning_tokens: int = 0
 
 
 @dataclass
@@ -71,6 +86,8 @@ class Completion:
     attempts: int
     retry_errors: list[str] = field(default_factory=list)
     provider_request_id: str | None = None
+    reasoning: str | None = None  # the trace from `reasoning_content` / `reasoning`, as sent
+    params: dict = field(default_factory=dict)  # the generation parameters the answer was asked with
 
 
 @dataclass
@@ -91,6 +108,8 @@ class TeacherClient:
         self.settings = settings
         self.limiter = limiter or RateLimiter()
         self.format = settings.first_format if settings.response_format == "auto" else settings.response_format
+        self.limit_param = "max_completion_tokens" if urlparse(settings.base_url).hostname == "api.openai.com" else "max_tokens"
+        self.refused: set[str] = set()  # parameters this model refused: not sent again
         self._client = openai.AsyncOpenAI(
             base_url=settings.base_url,
             api_key=settings.api_key,
@@ -110,22 +129,44 @@ class TeacherClient:
         temperature: float,
         top_p: float,
         request_id: str,
+        reasoning_effort: str | None = None,
     ) -> Completion:
         """Ask once (retrying transient failures). `make_messages(output_format)` builds the
         prompt for "json" or "text"; `schema(bounded)` builds the JSON schema (None: a plain
-        text answer, with no structured output asked for). `request_id`
-        goes out as `X-Client-Request-Id`, so provider logs can be matched to the ledger."""
+        text answer, with no structured output asked for). `request_id` goes out as
+        `X-Client-Request-Id`, so provider logs can be matched to the ledger."""
         while True:
             mode = self.format if schema is not None else "text"
             output_format = "text" if mode == "text" else "json"
             messages = make_messages(output_format)
+            params = self._params(max_tokens, temperature, top_p, reasoning_effort)
             try:
-                return await self._complete_with_retries(
-                    mode, output_format, messages, schema, max_tokens, temperature, top_p, request_id
-                )
+                return await self._complete_with_retries(mode, output_format, messages, schema, params, request_id)
             except openai.APIStatusError as e:
-                if not self._downgrade(mode, e):
+                if not (self._downgrade(mode, e) or self._learn(e, params)):
                     raise self._refusal(e) from None
+
+    def _params(self, max_tokens: int, temperature: float, top_p: float, reasoning_effort: str | None) -> dict:
+        """The generation parameters, as this endpoint has shown it takes them."""
+        params = {self.limit_param: max_tokens, "temperature": temperature, "top_p": top_p}
+        if reasoning_effort is not None:
+            params["reasoning_effort"] = reasoning_effort
+        return {name: value for name, value in params.items() if name not in self.refused}
+
+    def _learn(self, error: openai.APIStatusError, params: dict) -> bool:
+        """A 400 that refuses a parameter we sent: send the answer limit under its other name
+        (once), or drop an optional parameter; True when the request is worth asking again."""
+        if error.status_code not in (400, 422):
+            return False
+        param = _refused_param(error, params)
+        if param in LIMIT_PARAMS and param == self.limit_param and param not in self.refused:
+            self.refused.add(param)  # never switch back: a server that refuses both names is refused
+            self.limit_param = LIMIT_PARAMS[1 - LIMIT_PARAMS.index(param)]
+            return True
+        if param in OPTIONAL_PARAMS:
+            self.refused.add(param)
+            return True
+        return False
 
     def _downgrade(self, mode: str, error: openai.APIStatusError) -> bool:
         """In auto mode, step down FORMAT_CHAIN when the server rejects our response_format."""
@@ -165,11 +206,8 @@ class TeacherClient:
 
         return wait
 
-    async def _complete_with_retries(
-        self, mode, output_format, messages, schema, max_tokens, temperature, top_p, request_id
-    ) -> Completion:
-        body = {"model": self.settings.model, "messages": messages, "max_tokens": max_tokens,
-                "temperature": temperature, "top_p": top_p}  # fmt: skip
+    async def _complete_with_retries(self, mode, output_format, messages, schema, params, request_id) -> Completion:
+        body = {"model": self.settings.model, "messages": messages, **params}
         if mode == "json_schema":
             body["response_format"] = {
                 "type": "json_schema",
@@ -197,7 +235,8 @@ class TeacherClient:
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
                     # counting tokens costs CPU: only while a tokens/minute limit is known
-                    tokens_needed = estimate_prompt_tokens(messages) + max_tokens if self.limiter.tokens.per_minute else 0
+                    limit = params.get(self.limit_param, 0)
+                    tokens_needed = estimate_prompt_tokens(messages) + limit if self.limiter.tokens.per_minute else 0
                     await self.limiter.acquire(tokens_needed)
                     raw = await self._client.post("/chat/completions", cast_to=object, body=body, options={"headers": headers})
                     self.limiter.update_from_headers(raw.headers)
@@ -207,7 +246,8 @@ class TeacherClient:
             if not _is_transient(e):
                 raise
             raise RequestFailed(self._redact(_describe(e)), attempts, retry_errors) from e
-        content = choice["message"].get("content") or ""
+        message = choice["message"]
+        content = message.get("content") or ""
         return Completion(
             content=content,
             finish_reason=choice.get("finish_reason") or "unknown",
@@ -219,6 +259,8 @@ class TeacherClient:
             attempts=attempts,
             retry_errors=retry_errors,
             provider_request_id=raw.headers.get("x-request-id"),
+            reasoning=message.get("reasoning_content") or message.get("reasoning") or None,
+            params=params,
         )
 
 
@@ -266,9 +308,20 @@ def _retry_after(headers) -> float | None:
 def _usage(usage: dict | None, messages: list[dict], content: str) -> Usage:
     if not isinstance(usage, dict) or usage.get("prompt_tokens") is None:
         return Usage(estimate_prompt_tokens(messages), count_tokens(content), estimated=True)
-    details = usage.get("prompt_tokens_details") or {}
-    cached = details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0  # DeepSeek's name for it
-    return Usage(usage["prompt_tokens"], usage.get("completion_tokens") or 0, cached)
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0  # DeepSeek's name
+    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
+    return Usage(usage["prompt_tokens"], usage.get("completion_tokens") or 0, cached, reasoning_tokens=reasoning)
+
+
+def _refused_param(error: openai.APIStatusError, params: dict) -> str | None:
+    """The parameter a 400 refuses: OpenAI names it in `param`; other servers in the message."""
+    if getattr(error, "param", None) in params:
+        return error.param
+    message = str(error.message).lower()
+    if not any(word in message for word in ("unsupported", "not supported", "unrecognized", "unknown", "extra", "not permitted")):
+        return None
+    named = [name for name in params if f"'{name}'" in message or f'"{name}"' in message or f"`{name}`" in message]
+    return named[0] if len(named) == 1 else None
 
 
 def _describe(e: BaseException | None) -> str:

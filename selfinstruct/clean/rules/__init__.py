@@ -7,11 +7,13 @@
     degenerate.py     repetition loops and token-length bounds
     language.py       the language of the instruction (py3langid)
     contamination.py  n-gram overlap with benchmark prompts
+    reasoning.py      reasoning traces: cut off, no final answer, language mixing, loops
+    verify.py         final answers checked against reference answers (math-verify)
 
 Importing this package registers every rule, so presets can name them.
 """
 
-from . import alpaca, artefacts, contamination, degenerate, language, output  # noqa: F401  (registers the rules)
+from . import alpaca, artefacts, contamination, degenerate, language, output, reasoning, verify  # noqa: F401  (registers the rules)
 from .base import RULES, Checked, Rejection, Rule, RuleSet
 
 __all__ = ["RULES", "Checked", "Rejection", "Rule", "RuleSet"]

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ...engine.costs import CostEstimate
 from ...engine.ledger import load_ledger
 from ...engine.rundir import RunDir
+from ...pricing import completion_bound
 from ...records import count_jsonl
 from ...tokens import estimate_prompt_tokens, prompt_tokens_upper_bound
 from .prompts import build_messages, sample_examples
@@ -23,22 +24,6 @@ from .task import GenerateConfig
 ASSUMED_YIELD = 0.5  # accepted records per task asked for, without history (Alpaca-like teachers)
 ASSUMED_TOKENS_PER_TASK = 120  # completion tokens per generated task, without history
 PROMPT_SAMPLES = 20
-
-
-@dataclass
-class CostEstimate:
-    model: str
-    records_wanted: int
-    requests: int
-    prompt_tokens_per_request: int
-    completion_tokens_per_request: int
-    accepted_per_request: float
-    basis: str  # "ledger history" or "assumptions"
-    expected_usd: float | None
-    worst_case_usd: float | None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def estimate_run_cost(config: GenerateConfig, out: str | Path | None = None) -> CostEstimate:
@@ -77,5 +62,6 @@ def estimate_run_cost(config: GenerateConfig, out: str | Path | None = None) -> 
         accepted_per_request=round(per_request, 3),
         basis=basis,
         expected_usd=price.cost(requests * prompt_tokens, requests * completion) if price else None,
-        worst_case_usd=price.cost(requests * prompt_bound, requests * config.max_tokens) if price else None,
+        worst_case_usd=price.cost(requests * prompt_bound, requests * completion_bound(
+            config.model, config.max_tokens, config.max_output_tokens)) if price else None,  # fmt: skip
     )

@@ -21,6 +21,7 @@ from ...engine.config import JobConfig
 from ...engine.job import JobResult, StopPolicy
 from ...engine.run import run_job
 from ...engine.task import Parsed, Request, Task
+from ...reasoning import split_reasoning
 from .parse import parse_tasks
 from .prompts import build_messages, sample_examples, tasks_schema
 from .seeds import SeedSet, load_seeds
@@ -70,7 +71,10 @@ class BootstrapTask(Task):
         )
 
     def parse(self, request: dict, response: dict) -> Parsed:
-        parsed = parse_tasks(response["content"], response["finish_reason"], response["output_format"])
+        # a reasoning teacher's trace (inline or in its own field) is about the whole list, not one
+        # task: it stays in the ledger, and only the answer is parsed
+        _, answer = split_reasoning(response["content"], response.get("reasoning"))
+        parsed = parse_tasks(answer, response["finish_reason"], response["output_format"])
         request_id = response["request_id"]
         records = [
             {"id": f"{request_id}-{i}", **task, "request_id": request_id, "teacher_model": response["model"], "created": response["time"]}

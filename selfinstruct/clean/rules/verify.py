@@ -1,0 +1,50 @@
+"""Verified answers: keep only the samples whose final answer equals the reference, as
+DeepSeek-R1's distillation data was filtered (`answer --verify math`).
+
+The reference is the record's `reference_answer` (the source's `answer` or `solution`
+column); GSM8K writes its worked solution then `#### 72`, and only what follows `####` is
+compared. Both sides go through Hugging Face's `math-verify` (a parser for LaTeX and plain
+expressions: `\\boxed{3/4}`, `0.75` and "the answer is 3/4" are the same answer). A record
+without a reference passes: there is nothing to check it against.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from .base import Rule
+
+
+@functools.cache
+def _math_verify():
+    try:
+        from math_verify import parse, verify
+    except ImportError:
+        from ...errors import SelfInstructError
+
+        raise SelfInstructError("verifying answers needs math-verify: pip install 'math-verify>=0.9'") from None
+    return parse, verify
+
+
+def final_reference(reference: str) -> str:
+    """The answer part of a reference: GSM8K's `#### 72`, else the whole text."""
+    return reference.rsplit("####", 1)[-1].strip()
+
+
+class WrongAnswer(Rule):
+    name = "wrong_answer"
+    reason = "the final answer is not the reference answer (math-verify)"
+
+    def check(self, record):
+        reference = record.get("reference_answer")
+        if reference is None:
+            return None
+        parse, verify = _math_verify()
+        gold = parse(final_reference(str(reference)))
+        if not gold:
+            return f"the reference {final_reference(str(reference))[:40]!r} has no answer math-verify can read"
+        answer = parse(record["output"])
+        if not answer or not verify(gold, answer):
+            found = answer[-1] if answer else "nothing"
+            return f"answered {str(found)[:40]!r}, reference {str(gold[-1])[:40]!r}"
+        return None
