@@ -272,6 +272,8 @@ class Job:
         self.accepted += len(kept)
         self.stats.add("responses")
         self.stats.add(UNPARSEABLE, len(pending.parsed.problems))
+        for name, n in pending.parsed.counts.items():
+            self.stats.add(name, n)
         self.responses_taken += 1
         self.last_request_id = request_id
         if pending.live:

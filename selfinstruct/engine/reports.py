@@ -31,7 +31,7 @@ def run_stats(job, status: str) -> dict:
         "unparseable": job.stats[UNPARSEABLE],
         "filters": cleaning_summary(cleaning),
         "preset": job.task.preset.name,
-        **job.task.describe(cleaning),
+        **job.task.describe(cleaning + job.stats),
         "this_session": {
             "seconds": round(elapsed, 1),
             "responses": session["responses"],

@@ -49,11 +49,13 @@ class Request:
 
 @dataclass
 class Parsed:
-    """One answer, read: candidate records for the cleaner (each with a unique `id`), and a
-    line for each part of the answer that could not be used."""
+    """One answer, read: candidate records for the cleaner (each with a unique `id`), a line
+    for each part of the answer that could not be used, and counters the task keeps (added to
+    the job's, which survive a resume: e.g. a judge's `score/4.5`)."""
 
     records: list[dict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 class Task(ABC):
@@ -93,6 +95,7 @@ class Task(ABC):
     def accept(self, records: list[dict]) -> None:
         """Records the cleaner kept, in order (a bootstrap shows them in later prompts)."""
 
-    def describe(self, cleaning: Stats) -> dict:
-        """Extra figures for stats.json (e.g. work items left), given the cleaner's counts."""
+    def describe(self, stats: Stats) -> dict:
+        """Extra figures for stats.json (e.g. work items left), given the job's counters: the
+        cleaner's (`seen`, `kept`, `rejected/RULE`) and the task's own (`Parsed.counts`)."""
         return {}

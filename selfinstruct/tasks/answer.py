@@ -144,11 +144,11 @@ class AnswerTask(Task):
                    "teacher_model": response["model"], "created": response["time"]}  # fmt: skip
         return Parsed([record])
 
-    def describe(self, cleaning: Stats) -> dict:
+    def describe(self, stats: Stats) -> dict:
         figures = {"items": len(self.items), "answered_items": len(self.answered_items)}
         if self.config.verify:
             checked = sum(1 for item in self.answered_items if self.prompts[int(item.split(":")[0])].reference is not None)
-            wrong = cleaning[f"rejected/{WrongAnswer.name}"]
+            wrong = stats[f"rejected/{WrongAnswer.name}"]
             figures["verification"] = {
                 "method": self.config.verify,
                 "checked": checked,
