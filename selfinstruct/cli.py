@@ -77,14 +77,32 @@ TEACHER_OPTIONS = options(
     click.option("--cleaning-workers", type=int, help="Processes for the rule checks [1 at --concurrency 32 or more, else 0]."),
     click.option("--overwrite", is_flag=True, help="Start over in an existing run directory with other settings."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
+    click.option("--batch", is_flag=True, help="Send the requests through the provider's Batch API, at its batch price (OpenAI: -50%)."),
+    click.option("--batch-poll", "batch_poll_s", type=float, default=30.0, show_default=True, help="Seconds between looks at a running batch."),
     click.option("--dry-run", is_flag=True, help="Print the estimated cost of the run and exit."),
 )
 
 
-def _run_job(run, out: Path):
-    """Run a job, turning Ctrl-C into the message that says how to resume."""
+def _run_job(run, out: Path, config=None):
+    """Run a job, turning Ctrl-C into the message that says how to resume; with batches
+    running at the provider, ask whether to cancel them."""
+    from .engine.batch import BatchesLeftRunning
+
     try:
         return run()
+    except BatchesLeftRunning as e:
+        batches = ", ".join(e.batch_ids)
+        if click.get_text_stream("stdin").isatty() and click.confirm(
+            f"\nCancel batch {batches} at the provider? What it finished is billed and collected on the next run, "
+            "the rest is not sent", default=False,
+        ):  # fmt: skip
+            from .engine.batch import cancel_batches
+
+            cancel_batches(config, e.batch_ids)
+            raise click.ClickException(f"Cancelled {batches}. The run is saved in {out}; rerun the same command to go on.") from None
+        raise click.ClickException(
+            f"Interrupted. Batch {batches} goes on at the provider; rerun the same command to collect it (the run is saved in {out})."
+        ) from None
     except KeyboardInterrupt:
         raise click.ClickException(f"Interrupted. The run is saved in {out}; rerun the same command to resume.") from None
 
@@ -131,9 +149,9 @@ def generate(out, dry_run, overwrite, quiet, **settings):
     if dry_run:
         from .tasks.bootstrap.estimate import estimate_run_cost
 
-        _print_estimate(estimate_run_cost(config, out if out.exists() else None))
+        _print_estimate(estimate_run_cost(config, out if out.exists() else None), config.batch)
         return
-    result = _run_job(lambda: run_generate(config, out, overwrite=overwrite, progress=not quiet), out)
+    result = _run_job(lambda: run_generate(config, out, overwrite=overwrite, progress=not quiet), out, config)
     _echo_result(result, "accepted")
 
 
@@ -170,9 +188,9 @@ def answer(out, dry_run, overwrite, quiet, **settings):
     if dry_run:
         from .tasks.answer import estimate_answer_cost
 
-        _print_estimate(estimate_answer_cost(config, out if out.exists() else None))
+        _print_estimate(estimate_answer_cost(config, out if out.exists() else None), config.batch)
         return
-    result = _run_job(lambda: run_answer(config, out, overwrite=overwrite, progress=not quiet), out)
+    result = _run_job(lambda: run_answer(config, out, overwrite=overwrite, progress=not quiet), out, config)
     _echo_result(result, "answers kept")
     verification = result.stats.get("verification")
     if verification and verification["checked"]:
@@ -180,8 +198,8 @@ def answer(out, dry_run, overwrite, quiet, **settings):
                    f"({verification['pass_rate']:.1%})")  # fmt: skip
 
 
-def _print_estimate(estimate) -> None:
-    click.echo(f"model: {estimate.model} ({estimate.basis})")
+def _print_estimate(estimate, batch: bool = False) -> None:
+    click.echo(f"model: {estimate.model} ({estimate.basis}{'; at the Batch API price' if batch else ''})")
     click.echo(f"records still wanted: {estimate.records_wanted}, about {estimate.requests} requests")
     click.echo(
         f"per request: ~{estimate.prompt_tokens_per_request} prompt + ~{estimate.completion_tokens_per_request} "
@@ -276,6 +294,26 @@ def cost(src, as_json, plot):
         from .report.plot import plot_projection
 
         click.echo(f"chart: {plot_projection(report, plot)}", err=True)
+
+
+@main.command()
+@click.argument("src", type=click.Path(exists=True, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@user_errors
+def batches(src, as_json):
+    """List the Batch API batches of a run: status, requests, answers and their cost."""
+    from .engine.costs import usd
+    from .report.batches import batch_rows
+
+    rows = batch_rows(src)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo(f"{src}: no batches (the run did not use --batch)")
+    for row in rows:
+        click.echo(f"{row['key']}  {row['batch_id'] or '(not created)':24} {row['status']:10} {row['answered']:>6}/{row['requests']:<6} "
+                   f"answered  {usd(row['cost_usd'])}")  # fmt: skip
 
 
 # ---------------------------------------------------------------- teacher

@@ -25,9 +25,11 @@ class Price:
     cached_input: float  # per 1M prompt tokens served from the provider's cache
     batch_discount: float = 0.0  # fraction off with the provider's batch API, if it has one
 
-    def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float:
+    def cost(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0, batch: bool = False) -> float:
+        """USD of one answer's usage; `batch`: asked through the provider's Batch API."""
         uncached = prompt_tokens - cached_tokens
-        return (uncached * self.input + cached_tokens * self.cached_input + completion_tokens * self.output) / 1e6
+        usd = (uncached * self.input + cached_tokens * self.cached_input + completion_tokens * self.output) / 1e6
+        return usd * (1 - self.batch_discount) if batch else usd
 
     def to_dict(self) -> dict:
         return asdict(self)

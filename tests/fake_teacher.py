@@ -17,7 +17,8 @@ from collections.abc import Callable
 
 from fake_openai import make_task
 
-from selfinstruct.teacher.client import Completion, TeacherSettings, Usage
+from selfinstruct.teacher.client import TeacherSettings
+from selfinstruct.teacher.dialect import Ask, Completion, Usage
 
 
 def tasks_answer(n: int, request_id: str) -> str:
@@ -34,17 +35,17 @@ class FakeTeacher:
         self.settings = TeacherSettings(base_url="in-process", model=model, api_key="")
         self.calls: list[str] = []
 
-    async def complete(self, make_messages, *, schema, max_tokens, temperature, top_p, request_id, reasoning_effort=None) -> Completion:
+    async def complete(self, ask: Ask, request_id: str) -> Completion:
         self.calls.append(request_id)
         await asyncio.sleep(self.delay(request_id))
         answer = self.answer(request_id)
         if isinstance(answer, BaseException):
             raise answer
-        output_format = "json" if schema is not None else "text"
+        output_format = "json" if ask.schema is not None else "text"
         return Completion(
             content=answer, finish_reason="stop", usage=Usage(prompt_tokens=100, completion_tokens=len(answer) // 4),
-            output_format=output_format, response_format="json_schema" if schema is not None else "text",
-            messages=make_messages(output_format), latency_s=0.0, attempts=1,
+            output_format=output_format, response_format="json_schema" if ask.schema is not None else "text",
+            messages=ask.messages(output_format), latency_s=0.0, attempts=1,
         )  # fmt: skip
 
     async def close(self) -> None:

@@ -53,6 +53,8 @@ class JobConfig(BaseModel):
     tpm: float | None = Field(None, gt=0)
     max_cost: float | None = Field(None, ge=0, description="hard cap in USD")
     max_output_tokens: int | None = Field(None, ge=1, description="the most one answer can bill, reasoning included; default: the price table's")
+    batch: bool = Field(False, description="send the requests through the provider's Batch API, at its batch price")
+    batch_poll_s: float = Field(30.0, gt=0, description="seconds between looks at a running batch")
     price_in: float | None = Field(None, ge=0)
     price_out: float | None = Field(None, ge=0)
     price_cached: float | None = Field(None, ge=0)

@@ -24,6 +24,7 @@ class CostSummary:
     price: Price | None
     requests: int
     responses: int
+    batch_responses: int  # answered through the Batch API, at its discount
     failures: int
     prompt_tokens: int
     cached_tokens: int
@@ -45,6 +46,7 @@ class CostSummary:
             price=price,
             requests=totals.requests,
             responses=totals.responses,
+            batch_responses=totals.batch_responses,
             failures=totals.failures,
             prompt_tokens=totals.prompt_tokens,
             cached_tokens=totals.cached_tokens,
@@ -71,6 +73,7 @@ class CostSummary:
             "price_per_1m_tokens": self.price.to_dict() if self.price else None,
             "requests": self.requests,
             "responses": self.responses,
+            "batch_responses": self.batch_responses,
             "failures": self.failures,
             "prompt_tokens": self.prompt_tokens,
             "cached_tokens": self.cached_tokens,

@@ -25,7 +25,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..clean import Cleaner, rejected_record
 from ..clean.workers import RuleChecker
@@ -33,6 +32,7 @@ from ..errors import SelfInstructError
 from ..pricing import Price, completion_bound
 from ..records import JsonlWriter, write_json_atomic
 from ..stats import Stats
+from ..teacher.dialect import Ask, Completion
 from ..tokens import prompt_tokens_upper_bound
 from .checkpoint import write_checkpoint
 from .config import JobConfig
@@ -41,9 +41,6 @@ from .ledger import Ledger, LedgerState
 from .reports import run_stats
 from .rundir import RunDir
 from .task import UNPARSEABLE, Parsed, Request, Task
-
-if TYPE_CHECKING:  # the teacher client imports openai (0.5 s): a finished run never needs it
-    from ..teacher.client import Completion
 
 REPORT_EVERY_S = 2.0  # stats.json, cost.json and checkpoint.json while running
 MAX_PENDING = 256  # answers whose rule checks may be under way at once
@@ -118,9 +115,8 @@ class Job:
         self.identity = identity
         self.price = price
         self.policy = policy
-        self.cleaner = Cleaner(
-            task.preset, reference=task.reference, lsh_storage=config.lsh_storage, namespace=run_namespace(run.path, identity)
-        )
+        self.namespace = run_namespace(run.path, identity)  # this run, among others sharing an index or a provider
+        self.cleaner = Cleaner(task.preset, reference=task.reference, lsh_storage=config.lsh_storage, namespace=self.namespace)
         self.checker = RuleChecker(self.cleaner, workers=cleaning_workers(config))
         self.pending: deque[Pending] = deque()
         self.stats = Stats()  # the job's own counts: responses, unparseable answer parts
@@ -169,19 +165,26 @@ class Job:
         per_response = self.accepted / responses if responses else 0.0
         return missing > 0 and (in_flight + len(self.pending)) * per_response < missing
 
-    def plan(self) -> Planned | None:
-        """The next request with its worst-case cost, or None when the task has nothing to ask."""
+    def plan(self, batch: bool = False) -> Planned | None:
+        """The next request with its worst-case cost (at the Batch API's price with `batch`), or
+        None when the task has nothing to ask."""
         request = self.task.next_request(self.next_index)
         if request is None:
             return None
-        return Planned(f"r{self.next_index:06d}", self.next_index, request, self.worst_case_usd(request))
+        return Planned(f"r{self.next_index:06d}", self.next_index, request, self.worst_case_usd(request, batch))
 
-    def worst_case_usd(self, request: Request) -> float:
+    def ask(self, request: Request) -> Ask:
+        """The request with the run's sampling settings, as a teacher client takes it."""
+        config = self.config
+        return Ask(request.messages, request.schema, request.max_tokens, config.temperature, config.top_p, config.reasoning_effort)
+
+    def worst_case_usd(self, request: Request, batch: bool = False) -> float:
         """What `request` can cost at most, whichever prompt format it ends up using."""
         if self.price is None:
             return 0.0
         prompt = max(prompt_tokens_upper_bound(request.messages(fmt)) for fmt in request.output_formats)
-        return self.price.cost(prompt, completion_bound(self.config.model, request.max_tokens, self.config.max_output_tokens))
+        completion = completion_bound(self.config.model, request.max_tokens, self.config.max_output_tokens)
+        return self.price.cost(prompt, completion, batch=batch)
 
     def would_break_cap(self, reserve_usd: float) -> bool:
         return self.config.max_cost is not None and self.ledger.committed_usd + reserve_usd > self.config.max_cost
@@ -195,7 +198,7 @@ class Job:
         self.task.sent(request)
         return request
 
-    def receive(self, request: dict, completion: "Completion", model: str) -> dict:
+    def receive(self, request: dict, completion: Completion, model: str) -> dict:
         """Record an answer, then turn it into records; returns its ledger event."""
         usage = completion.usage
         response = self.ledger.response(
@@ -207,13 +210,15 @@ class Job:
             content=completion.content,
             finish_reason=completion.finish_reason,
             usage=vars(usage),
-            cost_usd=self.price.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) if self.price else None,
+            cost_usd=self.price.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
+                                     batch=completion.batch_id is not None) if self.price else None,  # fmt: skip
             latency_s=completion.latency_s,
             attempts=completion.attempts,
             retry_errors=completion.retry_errors,
             provider_request_id=completion.provider_request_id,
             request_params=completion.params,
             **({"reasoning": completion.reasoning} if completion.reasoning is not None else {}),
+            **({"batch_id": completion.batch_id} if completion.batch_id is not None else {}),
         )
         self.failure_streak = 0
         self.task.answered(request)

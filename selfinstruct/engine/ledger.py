@@ -4,7 +4,10 @@ It is the run's source of truth. Each line is one event:
 - `request`: written *before* sending, with the worst-case cost reserved for it;
 - `response`: the answer (content, finish reason, usage, latency, cost, attempts);
 - `failure`: the request was given up (retries exhausted) or refused;
-- `cancelled`: the run stopped (Ctrl-C, a fatal error) while the request was in flight.
+- `cancelled`: the run stopped (Ctrl-C, a fatal error) while the request was in flight;
+- `batch`, `batch_file`, `batch_created`, `batch_ended`: a Batch API batch, by its key, with the
+  requests it carries (written before anything is uploaded), its input file and remote id
+  (each as soon as known), and how it ended (after its answers): see `engine.batch`.
 
 A request with no later event was in flight when the process died. Its cost is unknown
 (the provider may have billed it), so the cost cap keeps counting its reservation.
@@ -32,6 +35,7 @@ def now_iso() -> str:
 class LedgerTotals:
     requests: int = 0
     responses: int = 0
+    batch_responses: int = 0  # answered through the Batch API (priced at its discount)
     failures: int = 0
     prompt_tokens: int = 0
     cached_tokens: int = 0
@@ -47,6 +51,7 @@ class LedgerTotals:
     def add_response(self, event: dict) -> None:
         usage = event["usage"]
         self.responses += 1
+        self.batch_responses += "batch_id" in event
         self.prompt_tokens += usage["prompt_tokens"]
         self.cached_tokens += usage["cached_tokens"]
         self.completion_tokens += usage["completion_tokens"]
@@ -54,7 +59,22 @@ class LedgerTotals:
         self.estimated_responses += bool(usage["estimated"])
         self.unpriced_responses += event["cost_usd"] is None
         self.cost_usd += event["cost_usd"] or 0.0
-        self.latency_s += event["latency_s"]
+        self.latency_s += event["latency_s"] or 0.0  # None through the Batch API
+
+
+@dataclass
+class BatchRecord:
+    """A batch as the ledger knows it."""
+
+    key: str
+    request_ids: list[str]
+    file_id: str | None = None
+    batch_id: str | None = None
+    status: str | None = None  # how it ended; None while it is open
+
+    @property
+    def open(self) -> bool:
+        return self.status is None
 
 
 @dataclass
@@ -66,6 +86,38 @@ class LedgerState:
     totals: LedgerTotals = field(default_factory=LedgerTotals)
     next_index: int = 0
     unsettled: dict[str, float] = field(default_factory=dict)  # request_id -> reserved USD
+    batches: dict[str, BatchRecord] = field(default_factory=dict)  # key -> batch, in order
+    submissions: dict[str, int] = field(default_factory=dict)  # request_id -> batches it went in
+
+    def take(self, event: dict) -> None:
+        """Account for one event (of a ledger being read, or being written)."""
+        kind, request_id = event.get("event"), event.get("request_id")
+        if kind == "request":
+            self.requests[request_id] = event
+            self.totals.requests += 1
+            self.unsettled[request_id] = event["reserved_usd"]
+            self.next_index = max(self.next_index, event["index"] + 1)
+        elif kind == "response":
+            self.unsettled.pop(request_id, None)
+            self.responses.append(event)
+            self.totals.add_response(event)
+        elif kind == "failure":
+            self.unsettled.pop(request_id, None)
+            self.totals.failures += 1
+        elif kind == "batch":
+            self.batches[event["batch_key"]] = BatchRecord(event["batch_key"], event["request_ids"])
+            for submitted in event["request_ids"]:
+                self.submissions[submitted] = self.submissions.get(submitted, 0) + 1
+        elif kind == "batch_file":
+            self.batches[event["batch_key"]].file_id = event["file_id"]
+        elif kind == "batch_created":
+            self.batches[event["batch_key"]].batch_id = event["batch_id"]
+        elif kind == "batch_ended":
+            self.batches[event["batch_key"]].status = event["status"]
+        # "cancelled" leaves the reservation unsettled: the provider may still bill it.
+
+    def open_batches(self) -> list[BatchRecord]:
+        return [batch for batch in self.batches.values() if batch.open]
 
 
 def load_ledger(path: Path) -> LedgerState:
@@ -73,20 +125,7 @@ def load_ledger(path: Path) -> LedgerState:
     if not path.exists():
         return state
     for _, event in read_jsonl(path):
-        kind, request_id = event.get("event"), event.get("request_id")
-        if kind == "request":
-            state.requests[request_id] = event
-            state.totals.requests += 1
-            state.unsettled[request_id] = event["reserved_usd"]
-            state.next_index = max(state.next_index, event["index"] + 1)
-        elif kind == "response":
-            state.unsettled.pop(request_id, None)
-            state.responses.append(event)
-            state.totals.add_response(event)
-        elif kind == "failure":
-            state.unsettled.pop(request_id, None)
-            state.totals.failures += 1
-        # "cancelled" leaves the reservation unsettled: the provider may still bill it.
+        state.take(event)
     state.totals.unsettled_requests = len(state.unsettled)
     state.totals.unsettled_usd = sum(state.unsettled.values())
     return state
@@ -100,6 +139,7 @@ class Ledger:
     """
 
     def __init__(self, path: Path, state: LedgerState):
+        self.state = state  # what was read, and the batches written since
         self.totals = state.totals
         self.open: dict[str, float] = {}  # requests in flight now -> their reservation
         self._writer = JsonlWriter(path)
@@ -139,6 +179,34 @@ class Ledger:
                 {"event": "cancelled", "request_id": request_id, "time": now_iso(), "reserved_usd": reserved_usd}
             )
         self.open.clear()
+
+    def reopen(self, request_ids: list[str]) -> None:
+        """Requests of a batch still open at the provider (a resumed run): in flight again, their
+        reservations moved from "possibly billed" back to open."""
+        for request_id in request_ids:
+            if request_id in self.state.unsettled:
+                reserved_usd = self.state.unsettled.pop(request_id)
+                self.totals.unsettled_requests -= 1
+                self.totals.unsettled_usd -= reserved_usd
+                self.open[request_id] = reserved_usd
+
+    def batch(self, key: str, request_ids: list[str], **details) -> None:
+        self._batch_event({"event": "batch", "batch_key": key, "time": now_iso(), "request_ids": request_ids, **details})
+
+    def batch_file(self, key: str, file_id: str) -> None:
+        self._batch_event({"event": "batch_file", "batch_key": key, "time": now_iso(), "file_id": file_id})
+
+    def batch_created(self, key: str, batch_id: str) -> None:
+        self._batch_event({"event": "batch_created", "batch_key": key, "time": now_iso(), "batch_id": batch_id})
+
+    def batch_ended(self, key: str, status: str, **counts) -> None:
+        self._batch_event({"event": "batch_ended", "batch_key": key, "time": now_iso(), "status": status, **counts})
+
+    def _batch_event(self, line: dict) -> None:
+        """Batch events are synced at once: each is what a restart needs not to pay twice."""
+        self._writer.write(line)
+        self.state.take(line)
+        self.sync()
 
     def sync(self) -> None:
         """Everything written so far is on the disk (fsync)."""

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from ..errors import SettingError
 from .config import JobConfig
-from .job import Job, JobResult, StopPolicy
+from .job import Job, JobResult, StopPolicy, StopReason
 from .replay import restore
 from .rundir import RunDir, file_sha256
 from .task import Task
@@ -33,18 +34,34 @@ def run_job(task: Task, config: JobConfig, out: str | Path, *, overwrite: bool =
         job = Job(task, config, run, identity, price, policy)
         try:
             restore(job)
+            open_batches = job.ledger.state.open_batches()
             done = job.finished()
-            if done is not None:
+            if done is not None and not open_batches:
                 return job.result(done)
-            # here, not at the top: the client imports openai (0.5 s), a finished run needs none of it
-            from ..teacher.endpoint import teacher_endpoint
-            from .runner import OnlineRunner
-
-            if teacher is not None:
-                stop = asyncio.run(OnlineRunner(job, teacher.settings, progress=progress, client=teacher).run())
-            else:
-                with teacher_endpoint(config, log_path=run.teacher_log) as settings:
-                    stop = asyncio.run(OnlineRunner(job, settings, progress=progress).run())
-            return job.result(stop)
+            if open_batches and not config.batch:
+                names = ", ".join(b.batch_id or b.key for b in open_batches)
+                raise SettingError(
+                    f"{run.path}: batch {names} is still open at the provider, and its answers are paid for: "
+                    "rerun with {batch} to collect them", "batch",
+                )  # fmt: skip
+            return job.result(_run(job, config, progress, teacher))
         finally:
             job.close()
+
+
+def _run(job: Job, config: JobConfig, progress: bool, teacher) -> StopReason:
+    """Send the job's requests: online, through the Batch API, or to an in-process teacher."""
+    # here, not at the top: the clients import openai (0.5 s), a finished run needs none of it
+    from ..teacher.endpoint import teacher_endpoint
+    from .runner import OnlineRunner
+
+    if teacher is not None:
+        return asyncio.run(OnlineRunner(job, teacher.settings, progress=progress, client=teacher).run())
+    if config.batch and config.embedded:
+        raise SettingError("the embedded teacher has no Batch API: set {base_url} to a provider's endpoint", "base_url", "batch")
+    with teacher_endpoint(config, log_path=job.run.teacher_log) as settings:
+        if config.batch:
+            from .batch import BatchRunner
+
+            return BatchRunner(job, settings, progress=progress, poll_s=config.batch_poll_s).run()
+        return asyncio.run(OnlineRunner(job, settings, progress=progress).run())

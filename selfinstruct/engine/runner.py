@@ -74,16 +74,7 @@ class OnlineRunner:
         return False
 
     async def _ask(self, client: TeacherClient, planned: Planned):
-        request = planned.request
-        return await client.complete(
-            request.messages,
-            schema=request.schema,
-            max_tokens=request.max_tokens,
-            temperature=self.job.config.temperature,
-            top_p=self.job.config.top_p,
-            request_id=planned.request_id,
-            reasoning_effort=self.job.config.reasoning_effort,
-        )
+        return await client.complete(self.job.ask(planned.request), planned.request_id)
 
     def _settle(self, done: set[asyncio.Task], in_flight: dict) -> None:
         """Hand each finished request to the job; a refusal or a stop policy is raised once

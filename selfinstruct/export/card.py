@@ -206,7 +206,8 @@ def _cost(facts: Provenance) -> str:
     if cost is None:
         return "## Cost\n\nNot recorded: no ledger of the run that made these records."
     rows = [
-        ("requests", f"{cost.requests:,} ({cost.responses:,} answered, {cost.failures:,} failed)"),
+        ("requests", f"{cost.requests:,} ({cost.responses:,} answered, {cost.failures:,} failed"
+         + (f"; {cost.batch_responses:,} through the Batch API, at its discount)" if cost.batch_responses else ")")),
         ("prompt tokens", f"{cost.prompt_tokens:,} ({cost.cached_tokens:,} cached)"),
         ("completion tokens", f"{cost.completion_tokens:,}"
          + (f" ({cost.reasoning_tokens:,} reasoning, {cost.completion_tokens - cost.reasoning_tokens:,} answers)"

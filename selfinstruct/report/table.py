@@ -12,7 +12,8 @@ def render_table(report: CostReport) -> str:
     spent = usd(report.cost_usd) if report.cost_usd is not None else f"unknown (no price for {report.model})"
     estimated = f", {report.estimated_responses} counted locally" if report.estimated_responses else ""
     run = [
-        ("requests", f"{report.requests:,}", f"{report.responses:,} answered, {report.failures:,} failed"),
+        ("requests", f"{report.requests:,}", f"{report.responses:,} answered, {report.failures:,} failed"
+         + (f"; {report.batch_responses:,} through the Batch API, at its discount" if report.batch_responses else "")),
         ("prompt tokens", f"{report.prompt_tokens:,}", f"{report.cached_tokens:,} cached{estimated}"),
         ("completion tokens", f"{report.completion_tokens:,}",
          f"{report.reasoning_tokens:,} of them reasoning" if report.reasoning_tokens else ""),

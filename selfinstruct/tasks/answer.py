@@ -197,6 +197,6 @@ def estimate_answer_cost(config: AnswerConfig, out: str | Path | None = None) ->
         completion_tokens_per_request=completion,
         accepted_per_request=1.0,
         basis=basis,
-        expected_usd=price.cost(requests * prompt_tokens, requests * completion) if price else None,
-        worst_case_usd=price.cost(requests * prompt_bound, requests * worst_completion) if price else None,
+        expected_usd=price.cost(requests * prompt_tokens, requests * completion, batch=config.batch) if price else None,
+        worst_case_usd=price.cost(requests * prompt_bound, requests * worst_completion, batch=config.batch) if price else None,
     )

@@ -61,7 +61,7 @@ def estimate_run_cost(config: GenerateConfig, out: str | Path | None = None) -> 
         completion_tokens_per_request=completion,
         accepted_per_request=round(per_request, 3),
         basis=basis,
-        expected_usd=price.cost(requests * prompt_tokens, requests * completion) if price else None,
+        expected_usd=price.cost(requests * prompt_tokens, requests * completion, batch=config.batch) if price else None,
         worst_case_usd=price.cost(requests * prompt_bound, requests * completion_bound(
-            config.model, config.max_tokens, config.max_output_tokens)) if price else None,  # fmt: skip
+            config.model, config.max_tokens, config.max_output_tokens), batch=config.batch) if price else None,  # fmt: skip
     )

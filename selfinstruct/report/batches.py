@@ -1,0 +1,30 @@
+"""The batches of a run (`selfinstruct batches DIR`), read from its ledger: status and cost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..engine.ledger import load_ledger
+from ..engine.rundir import RunDir
+from ..errors import SelfInstructError
+
+
+def batch_rows(src: str | Path) -> list[dict]:
+    """One row per batch: key, remote id, status (as last seen; "open" while it runs),
+    requests, answered, and the dollars its answers cost (at the batch price)."""
+    run = RunDir(src)
+    if not run.ledger.is_file():
+        raise SelfInstructError(f"{src}: no ledger.jsonl here; `batches` reads a run directory")
+    state = load_ledger(run.ledger)
+    rows = []
+    for record in state.batches.values():
+        answers = [r for r in state.responses if record.batch_id is not None and r.get("batch_id") == record.batch_id]
+        rows.append({
+            "key": record.key,
+            "batch_id": record.batch_id,
+            "status": record.status or "open",
+            "requests": len(record.request_ids),
+            "answered": len(answers),
+            "cost_usd": round(sum(r["cost_usd"] or 0.0 for r in answers), 8),
+        })  # fmt: skip
+    return rows

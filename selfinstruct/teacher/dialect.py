@@ -1,0 +1,193 @@
+"""How one endpoint wants its chat requests, and what its answers mean: shared by the online
+client and the Batch API runner, which send the same bodies.
+
+- Structured output: "json_schema" (OpenAI), "json_object" with a schema (llama.cpp's
+  grammar), or "text" (Alpaca's numbered format). In "auto" mode a server that rejects the
+  `response_format` we sent is asked again one step down that list.
+- Reasoning models refuse some parameters. The answer limit goes out as
+  `max_completion_tokens` to api.openai.com and as `max_tokens` elsewhere; a 400 that names
+  the one we sent as unsupported switches to the other, once. A 400 that refuses
+  `temperature`, `top_p` or `reasoning_effort` drops it. The request is then asked again
+  at once (a 400 is not billed), and the dialect remembers for the rest of the run.
+- An answer's trace comes back in `message.reasoning_content` (DeepSeek, vLLM's reasoning
+  parsers) or `message.reasoning`; inline `<think>` blocks stay in the content, as sent
+  (see `selfinstruct.reasoning`). Reasoning tokens are counted apart when usage reports them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from ..tokens import count_tokens, estimate_prompt_tokens
+
+FORMAT_CHAIN = ("json_schema", "json_object", "text")
+LIMIT_PARAMS = ("max_tokens", "max_completion_tokens")  # the same limit under two names
+OPTIONAL_PARAMS = ("temperature", "top_p", "reasoning_effort")  # dropped when a model refuses them
+REFUSAL_WORDS = ("unsupported", "not supported", "unrecognized", "unknown", "extra", "not permitted")
+
+
+class EmptyAnswer(Exception):
+    """A 200 response whose body had no usable choice (proxies, overloaded servers)."""
+
+
+@dataclass
+class Ask:
+    """What one request asks, whatever the endpoint. `messages(output_format)` builds the prompt
+    for "json" or "text"; `schema(bounded)` the JSON schema of the answer (None: plain text)."""
+
+    messages: Callable[[str], list[dict]]
+    schema: Callable[[bool], dict] | None
+    max_tokens: int
+    temperature: float
+    top_p: float
+    reasoning_effort: str | None = None
+
+
+@dataclass
+class Body:
+    """A request as the endpoint gets it: the JSON to post, and what it was made from."""
+
+    json: dict
+    mode: str  # the structured-output mode used (FORMAT_CHAIN)
+    output_format: str  # "json" or "text": how to read the answer
+    messages: list[dict]
+    params: dict  # the generation parameters sent
+
+    @classmethod
+    def of(cls, json_body: dict) -> "Body":
+        """A body read back (from a batch's input file)."""
+        mode = (json_body.get("response_format") or {}).get("type", "text")
+        params = {name: json_body[name] for name in (*LIMIT_PARAMS, *OPTIONAL_PARAMS) if name in json_body}
+        return cls(json_body, mode, "text" if mode == "text" else "json", json_body["messages"], params)
+
+    def adapted(self, dialect: "Dialect") -> "Body":
+        """The same request with the parameters the dialect has learned since it was made (the
+        answer limit's name, refused parameters dropped); the prompt is unchanged."""
+        limit = next((self.params[name] for name in LIMIT_PARAMS if name in self.params), None)
+        params = {name: value for name, value in self.params.items() if name not in (*LIMIT_PARAMS, *dialect.refused)}
+        if limit is not None:
+            params[dialect.limit_param] = limit
+        rest = {k: v for k, v in self.json.items() if k not in (*LIMIT_PARAMS, *OPTIONAL_PARAMS)}
+        return Body({**rest, **params}, self.mode, self.output_format, self.messages, params)
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int  # reasoning tokens included: they are billed as completion tokens
+    cached_tokens: int = 0
+    estimated: bool = False  # True when the server sent no usage and tiktoken counted
+    reasoning_tokens: int = 0
+
+
+@dataclass
+class Completion:
+    content: str
+    finish_reason: str
+    usage: Usage
+    output_format: str  # "json" or "text": how to parse `content`
+    response_format: str  # the structured-output mode that was used
+    messages: list[dict]
+    latency_s: float | None  # None through the Batch API
+    attempts: int
+    retry_errors: list[str] = field(default_factory=list)
+    provider_request_id: str | None = None
+    reasoning: str | None = None  # the trace from `reasoning_content` / `reasoning`, as sent
+    params: dict = field(default_factory=dict)  # the generation parameters the answer was asked with
+    batch_id: str | None = None  # the Batch API batch that answered (priced at its discount)
+
+
+class Dialect:
+    def __init__(self, model: str, base_url: str, response_format: str = "auto", first_format: str = "json_schema"):
+        self.model = model
+        self.auto = response_format == "auto"
+        self.format = first_format if self.auto else response_format
+        self.limit_param = "max_completion_tokens" if urlparse(base_url).hostname == "api.openai.com" else "max_tokens"
+        self.refused: set[str] = set()  # parameters this model refused: not sent again
+
+    def body(self, ask: Ask) -> Body:
+        mode = self.format if ask.schema is not None else "text"
+        output_format = "text" if mode == "text" else "json"
+        messages = ask.messages(output_format)
+        params = {self.limit_param: ask.max_tokens, "temperature": ask.temperature, "top_p": ask.top_p}
+        if ask.reasoning_effort is not None:
+            params["reasoning_effort"] = ask.reasoning_effort
+        params = {name: value for name, value in params.items() if name not in self.refused}
+        json_body = {"model": self.model, "messages": messages, **params}
+        if mode == "json_schema":
+            json_body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "tasks", "schema": ask.schema(False), "strict": True},
+            }
+        elif mode == "json_object":
+            json_body["response_format"] = {"type": "json_object", "schema": ask.schema(True)}
+        return Body(json_body, mode, output_format, messages, params)
+
+    def learn(self, status: int, message: str, param: str | None, body: Body) -> bool:
+        """The endpoint refused `body` (HTTP `status`): True when a changed body is worth sending,
+        a lower structured-output mode or a parameter sent another way or not at all."""
+        return self._downgrade(status, message, body) or self._learn_param(status, message, param, body)
+
+    def _downgrade(self, status: int, message: str, body: Body) -> bool:
+        if not self.auto or body.mode == "text" or status not in (400, 422, 500) or "response_format" not in message:
+            return False
+        if self.format == body.mode:  # concurrent requests may have stepped down already
+            self.format = FORMAT_CHAIN[FORMAT_CHAIN.index(body.mode) + 1]
+        return True
+
+    def _learn_param(self, status: int, message: str, param: str | None, body: Body) -> bool:
+        if status not in (400, 422):
+            return False
+        param = refused_param(message, param, body.params)
+        if param in LIMIT_PARAMS and param == self.limit_param and param not in self.refused:
+            self.refused.add(param)  # never switch back: a server that refuses both names is refused
+            self.limit_param = LIMIT_PARAMS[1 - LIMIT_PARAMS.index(param)]
+            return True
+        if param in OPTIONAL_PARAMS:
+            self.refused.add(param)
+            return True
+        return False
+
+
+def refused_param(message: str, param: str | None, sent: dict) -> str | None:
+    """The parameter a 400 refuses: OpenAI names it in `param`; other servers in the message."""
+    if param in sent:
+        return param
+    message = message.lower()
+    if not any(word in message for word in REFUSAL_WORDS):
+        return None
+    named = [name for name in sent if f"'{name}'" in message or f'"{name}"' in message or f"`{name}`" in message]
+    return named[0] if len(named) == 1 else None
+
+
+def read_answer(response, body: Body, **details) -> Completion:
+    """The Completion of a chat completion `response` (its JSON) to `body`; EmptyAnswer for a
+    response without one. `details` fill the rest (latency, attempts, ids)."""
+    choices = response.get("choices") if isinstance(response, dict) else None
+    if not choices:
+        raise EmptyAnswer("the response had no choices")
+    if not isinstance(choices[0], dict) or not isinstance(choices[0].get("message"), dict):
+        raise EmptyAnswer("the response's first choice has no message")
+    message = choices[0]["message"]
+    content = message.get("content") or ""
+    return Completion(
+        content=content,
+        finish_reason=choices[0].get("finish_reason") or "unknown",
+        usage=_usage(response.get("usage"), body.messages, content),
+        output_format=body.output_format,
+        response_format=body.mode,
+        messages=body.messages,
+        reasoning=message.get("reasoning_content") or message.get("reasoning") or None,
+        params=body.params,
+        **details,
+    )
+
+
+def _usage(usage: dict | None, messages: list[dict], content: str) -> Usage:
+    if not isinstance(usage, dict) or usage.get("prompt_tokens") is None:
+        return Usage(estimate_prompt_tokens(messages), count_tokens(content), estimated=True)
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0  # DeepSeek's name
+    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
+    return Usage(usage["prompt_tokens"], usage.get("completion_tokens") or 0, cached, reasoning_tokens=reasoning)
