@@ -58,9 +58,9 @@ TEACHER_OPTIONS = options(
     click.option("--base-url", help="OpenAI-compatible endpoint; without it the embedded SmolLM2 teacher runs."),
     click.option("--model", help="Teacher model name (required with --base-url)."),
     click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable holding the API key."),
-    click.option("--temperature", type=float, default=1.0, show_default=True),
+    click.option("--temperature", type=float, help="Sampling temperature [1.0; judge: 0]."),
     click.option("--top-p", type=float, default=1.0, show_default=True),
-    click.option("--max-tokens", type=int, help="Completion token limit per request [3072; embedded: 1024]."),
+    click.option("--max-tokens", type=int, help="Completion token limit per request [3072, judge: 1024; embedded: 1024]."),
     click.option("--response-format", type=click.Choice(["auto", "json_schema", "json_object", "text"]), default="auto", show_default=True),
     click.option("--reasoning-effort", type=click.Choice(["minimal", "low", "medium", "high"]), help="For reasoning models that take it."),
     click.option("--concurrency", type=int, help="Requests in flight [8; embedded: 1]."),
@@ -198,6 +198,41 @@ def answer(out, dry_run, overwrite, quiet, **settings):
                    f"({verification['pass_rate']:.1%})")  # fmt: skip
 
 
+# ---------------------------------------------------------------- judge
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: outputs/<model>-judged].")
+@click.option("--threshold", type=float, default=4.5, show_default=True, help="Keep the records scored at least this (0-5; AlpaGasus kept 4.5+).")
+@click.option("--preset", default="judge", show_default=True, help="Cleaning preset name or .toml path (its low_score rule gets --threshold).")
+@TEACHER_OPTIONS
+@user_errors
+def judge(out, dry_run, overwrite, quiet, **settings):
+    """Rate every record of SOURCE 0-5 with the teacher and keep the best (AlpaGasus).
+
+    Each record gets `score` and `rationale`; those below --threshold go to rejected.jsonl
+    (`filter --min-score` re-selects at another threshold without asking again). Rerunning the
+    same command on the same --out resumes; with another --threshold it re-decides every rating.
+    """
+    from .engine.config import make_config
+    from .tasks.judge import JudgeConfig
+    from .tasks.judge import judge as run_judge
+
+    config = make_config(JudgeConfig, **settings).resolved()
+    out = Path(out or Path("outputs") / f"{config.model.replace('/', '_')}-judged")
+    if dry_run:
+        from .tasks.judge import estimate_judge_cost
+
+        _print_estimate(estimate_judge_cost(config, out if out.exists() else None), config.batch)
+        return
+    result = _run_job(lambda: run_judge(config, out, overwrite=overwrite, progress=not quiet), out, config)
+    _echo_result(result, f"records kept (score >= {config.threshold:g})")
+    histogram = result.stats["judge"]["histogram"]
+    if histogram:
+        click.echo("scores: " + ", ".join(f"{score}: {n}" for score, n in histogram.items()))
+
+
 def _print_estimate(estimate, batch: bool = False) -> None:
     click.echo(f"model: {estimate.model} ({estimate.basis}{'; at the Batch API price' if batch else ''})")
     click.echo(f"records still wanted: {estimate.records_wanted}, about {estimate.requests} requests")
@@ -224,19 +259,21 @@ def _list_rules(ctx, _param, value):
 @main.command("filter")
 @click.argument("src", type=click.Path(exists=True))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for data.jsonl, rejected.jsonl, stats.json.")
-@click.option("--preset", default="default", show_default=True, help="Filter preset name (alpaca, default) or .toml path.")
+@click.option("--preset", help="Filter preset name (alpaca, default, ...) or .toml path [default; judge with --min-score].")
+@click.option("--min-score", type=float, help="Re-select records a judge rated (`selfinstruct judge`): keep those scored at least this; asks nothing.")
 @click.option("--decontaminate", multiple=True, type=click.Path(exists=True, dir_okay=False), help="Benchmark file (JSONL/JSON prompts) to decontaminate against; repeatable.")
 @click.option("--lsh-storage", help="redis://HOST:PORT[/DB][?index=NAME]: share the duplicate index with other workers.")
 @click.option("--list-rules", is_flag=True, expose_value=False, is_eager=True, callback=_list_rules, help="List the rules presets can use, and exit.")
 @user_errors
-def filter_command(src, out, preset, decontaminate, lsh_storage):
+def filter_command(src, out, preset, min_score, decontaminate, lsh_storage):
     """Clean an instruction dataset: rules, exact and near-duplicates, decontamination.
 
-    SRC is Alpaca JSON, JSONL, Parquet, a run directory or a saved Hugging Face dataset.
+    SRC is Alpaca JSON, JSONL, Parquet, a run directory or a saved Hugging Face dataset. With
+    --min-score, SRC is a judge run (its kept and low-scored records) or any scored dataset.
     """
     from .clean import clean_dataset
 
-    result = clean_dataset(src, out, preset=preset, decontaminate=decontaminate, lsh_storage=lsh_storage)
+    result = clean_dataset(src, out, preset=preset, decontaminate=decontaminate, lsh_storage=lsh_storage, min_score=min_score)
     stats = result.stats
     reasons = ", ".join(f"{reason} {count}" for reason, count in stats["rejected"].items()) or "none"
     click.echo(f"kept {stats['kept']} of {stats['seen']} records in {stats['seconds']} s; rejected: {reasons}")

@@ -13,7 +13,10 @@ Faults, applied to HTTP requests in arrival order:
   malformed_json (200 with content that is not JSON), truncated (finish_reason=length,
   content cut), empty_choice (200 with choices: []), bad_body (200 with an HTML body).
 
-A request that is not the bootstrap prompt (an instruction to answer) gets `answer(prompt)`.
+A request that is not the bootstrap prompt (an instruction to answer) gets `answer(prompt)`;
+a rating prompt (`selfinstruct judge`) gets `rate(prompt)` when it is set: a (score,
+rationale) pair, written as JSON for a JSON response_format and as AlpaGasus's two lines
+otherwise, or a string sent as it is (a malformed rating).
 `reasoning` makes it behave like a reasoning teacher:
   "openai"   an OpenAI reasoning model: 400 unsupported_parameter for `max_tokens`, 400
              unsupported_value for a temperature or top_p other than 1; usage reports
@@ -85,6 +88,7 @@ class FakeOpenAI:
     reasoning: str | None = None  # "openai", "deepseek" or "r1"
     reasoning_tokens: int = 300
     answer: Callable[[str], str] = lambda prompt: f"Here is my answer to: {prompt[:60]}"
+    rate: Callable[[str], tuple[object, str] | str] | None = None
     calls: list[Call] = field(default_factory=list)
     bodies: list[dict] = field(default_factory=list)  # every request body, in arrival order
 
@@ -170,9 +174,17 @@ class FakeOpenAI:
 
         messages = body.get("messages", [])
         prompt = messages[-1]["content"] if messages else ""
-        if "You are asked to come up with a set of" not in prompt:
+        json_format = (body.get("response_format") or {}).get("type") in ("json_schema", "json_object")
+        if self.rate is not None and "Please rate the accuracy and helpfulness" in prompt:
+            rating = self.rate(prompt)
+            if isinstance(rating, str):
+                content = rating
+            else:
+                score, rationale = rating
+                content = json.dumps({"score": score, "rationale": rationale}) if json_format else f"{score}\n{rationale}"
+        elif "You are asked to come up with a set of" not in prompt:
             content = self.answer(prompt)
-        elif (body.get("response_format") or {}).get("type") in ("json_schema", "json_object"):
+        elif json_format:
             content = json.dumps({"tasks": tasks})
         else:
             content = "".join(

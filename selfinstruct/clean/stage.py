@@ -11,6 +11,14 @@ Hugging Face dataset) and writes
                         `duplicate_of`: the id of the record it duplicates (its position
                         in the input, from 0, when records have no id)
     DIR/stats.json      counts per rule
+
+With `min_score`, it re-selects records a judge rated (`selfinstruct judge`) at another
+threshold, without asking again: the candidates are every scored record of a judge run
+(data.jsonl, and the rejected.jsonl rows it rejected as `low_score`), or the records of any
+other dataset with a `score`; the preset (default `judge`: the threshold alone) gets
+`min_score` as its `low_score` threshold.
+
+    clean_dataset("outputs/run-judged", "outputs/run-4.0", min_score=4.0)
 """
 
 from __future__ import annotations
@@ -23,10 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SettingError
-from ..records import read_records, write_json_atomic, write_jsonl_atomic
+from ..records import read_json_object, read_jsonl, read_records, write_json_atomic, write_jsonl_atomic
 from ..stats import cleaning_summary
 from .cleaner import Cleaner, rejected_record
 from .presets import load_preset
+from .rules.score import LowScore, is_score, with_min_score
 
 OUTPUT_FILES = ("data.jsonl", "rejected.jsonl", "stats.json")
 
@@ -41,15 +50,23 @@ def clean_dataset(
     src: str | Path,
     out: str | Path,
     *,
-    preset: str = "default",
+    preset: str | None = None,
     decontaminate: Sequence[str | Path] = (),
     lsh_storage: str | None = None,
+    min_score: float | None = None,
 ) -> CleanResult:
+    """`preset`: None = `default`, or `judge` with `min_score`."""
     started = time.monotonic()
     src, out = Path(src), Path(out)
     _refuse_to_overwrite(src, out)
-    loaded = load_preset(preset)
-    records = read_records(src)
+    loaded = load_preset(preset or ("default" if min_score is None else "judge"))
+    if min_score is None:
+        records = read_records(src)
+    else:
+        if not 0 <= min_score <= 5:
+            raise SettingError(f"{{min_score}} {min_score:g}: a judge's scores run from 0 to 5", "min_score")
+        records = scored_records(src)
+        loaded = loaded.model_copy(update={"rules": with_min_score(loaded.rules, min_score)})
     cleaner = Cleaner(
         loaded,
         decontaminate=[str(p) for p in decontaminate],
@@ -77,11 +94,35 @@ def clean_dataset(
         "preset": loaded.name,
         "decontaminated_against": [str(p) for p in decontaminate],
         "lsh_storage": lsh_storage,
+        **({"min_score": min_score} if min_score is not None else {}),
         **cleaning_summary(cleaner.stats),
         "seconds": round(time.monotonic() - started, 2),
     }
     write_json_atomic(out / "stats.json", stats)
     return CleanResult(out, stats)
+
+
+def scored_records(src: Path) -> list[dict]:
+    """The records a judge rated, to select from again: a judge run's kept records and the ones
+    it rejected as `low_score` (without the reason), in the order they were asked for; or the
+    records of any other source, each of which must have a score."""
+    config = read_json_object(src / "config.json") if src.is_dir() else None
+    if config is not None and config.get("task") == "judge":
+        rejected = src / "rejected.jsonl"
+        below = [row for _, row in read_jsonl(rejected) if row.get("reason") == LowScore.name] if rejected.exists() else []
+        records = read_records(src) + [{k: v for k, v in row.items() if k not in ("reason", "detail")} for row in below]
+        return sorted(records, key=lambda record: str(record.get("judge_request_id", "")))
+    records = read_records(src)
+    unscored = [i for i, record in enumerate(records) if not is_score(record.get("score"))]
+    if unscored:
+        first = records[unscored[0]]
+        which = f"record {unscored[0]}" + (f" (id {first['id']!r})" if "id" in first else "")
+        raise SettingError(
+            f"{src}: {len(unscored)} of {len(records)} records have no score from 0 to 5 ({which}: "
+            f"{first.get('score', 'no score field')!r}); {{min_score}} selects records rated by `selfinstruct judge`: "
+            "judge them first, or give the judge's run directory", "min_score",
+        )  # fmt: skip
+    return records
 
 
 def _refuse_to_overwrite(src: Path, out: Path) -> None:

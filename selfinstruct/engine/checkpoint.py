@@ -3,8 +3,10 @@
 Written with the reports while a job runs (every few seconds, and at the end); a resume
 trusts the two files up to it and replays only the answers after it (see `replay`). It is
 used only when it still matches: the same selfinstruct version (rules may change between
-versions), the same run identity, a ledger that still has the answers it counted, and files at
-least as long as it says.
+versions), the same run identity, the same rule settings (a setting that may change between
+resumes, like a judge's threshold, then re-decides every answer from the ledger: nothing is
+asked again), a ledger that still has the answers it counted, and files at least as long as
+it says.
 """
 
 from __future__ import annotations
@@ -22,12 +24,19 @@ def identity_sha256(identity: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def rules_sha256(job) -> str:
+    """The settings of the rules that decided the files, as the rule-check workers rebuild them."""
+    rules = [(rule.name, rule.model_dump(mode="json")) for rule in job.cleaner.rules.rules]
+    return hashlib.sha256(json.dumps(rules, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def write_checkpoint(job) -> None:
     job.data.flush()
     job.rejected.flush()
     write_json_atomic(job.run.checkpoint, {
         "selfinstruct": __version__,
         "identity_sha256": identity_sha256(job.identity),
+        "rules_sha256": rules_sha256(job),
         "responses": job.responses_taken,
         "last_request_id": job.last_request_id,
         "data_bytes": job.data.size,
@@ -47,6 +56,7 @@ def usable_checkpoint(job, state: LedgerState) -> dict | None:
     matches = (
         checkpoint.get("selfinstruct") == __version__
         and checkpoint.get("identity_sha256") == identity_sha256(job.identity)
+        and checkpoint.get("rules_sha256") == rules_sha256(job)
         and isinstance(answers, int)
         and answers <= len(state.responses)
         and (state.responses[answers - 1]["request_id"] if answers else None) == checkpoint.get("last_request_id")

@@ -282,7 +282,7 @@ class Job:
         self.responses_taken += 1
         self.last_request_id = request_id
         if pending.live:
-            self.barren_streak = 0 if kept else self.barren_streak + 1
+            self.barren_streak = 0 if self.task.useful(pending.parsed, kept) else self.barren_streak + 1
             if self.barren_streak >= self.policy.max_barren_streak:
                 raise JobStopped(
                     StopReason.BARREN_STREAK,

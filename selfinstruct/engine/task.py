@@ -95,6 +95,12 @@ class Task(ABC):
     def accept(self, records: list[dict]) -> None:
         """Records the cleaner kept, in order (a bootstrap shows them in later prompts)."""
 
+    def useful(self, parsed: Parsed, kept: list[dict]) -> bool:
+        """Whether an answer was worth its money, for the stop policy (too many useless answers
+        in a row stop a run): by default, when the cleaner kept a record of it. A judge's
+        answer is useful when it gave a score, kept or not: a low score is a finding."""
+        return bool(kept)
+
     def describe(self, stats: Stats) -> dict:
         """Extra figures for stats.json (e.g. work items left), given the job's counters: the
         cleaner's (`seen`, `kept`, `rejected/RULE`) and the task's own (`Parsed.counts`)."""

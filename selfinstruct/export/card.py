@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..engine.costs import usd
 from ..errors import SettingError
-from .provenance import Provenance, rule_counts
+from .provenance import Judging, Provenance, rule_counts
 
 MARKER = "<!-- Written by `selfinstruct export`: exporting again replaces this file. -->"
 
@@ -93,6 +93,7 @@ def render_card(facts: Provenance, info: CardInfo) -> str:
         _terms(facts, info),
         _generation(facts, today),
         _filtering(facts),
+        *([_judging(facts.judging)] if facts.judging else []),
         _cost(facts),
         *([_reasoning(facts, info)] if info.reasoning else []),
         _format(info),
@@ -124,8 +125,16 @@ def _summary(facts: Provenance, info: CardInfo) -> str:
     return (
         f"{facts.records:,} instruction-following records (instruction, input, output) made with selfinstruct, "
         f"which expands human-written seed tasks into new tasks with a teacher model (the self-instruct / "
-        f"Stanford Alpaca method). Teacher: {teacher}. Exported as `{info.format}`.{splits}"
+        f"Stanford Alpaca method). Teacher: {teacher}.{_judged(facts.judging)} Exported as `{info.format}`.{splits}"
     )
+
+
+def _judged(judging: Judging | None) -> str:
+    if judging is None:
+        return ""
+    threshold = judging.threshold
+    kept = f"; only records scored {threshold:g} or more were kept" if threshold is not None else ""
+    return f" Each record was rated 0-5 by `{judging.model}` (the AlpaGasus method){kept}."
 
 
 def _terms(facts: Provenance, info: CardInfo) -> str:
@@ -137,16 +146,19 @@ def _terms(facts: Provenance, info: CardInfo) -> str:
         "served it apply to its outputs, and so to this dataset: read them before you train on it or release a "
         "model trained on it (some providers forbid using outputs to build competing models; Stanford Alpaca's "
         "data, made with text-davinci-003, is licensed for non-commercial use for that reason). "
-        f"The `license: {info.license}` above is the exporter's choice and does not override those terms."
-    )
+        + (f"The ratings (`score`, `rationale`) were made by `{facts.judging.model}`, whose terms apply to them too. "
+           if facts.judging else "")
+        + f"The `license: {info.license}` above is the exporter's choice and does not override those terms."
+    )  # fmt: skip
 
 
 def _generation(facts: Provenance, today: str) -> str:
     dates = f"between {facts.created[0]} and {facts.created[1]}" if facts.created else "on unrecorded dates"
     lines = ["## Generation", ""]
     if facts.config is None:
+        source = facts.judging.config.get("config", {}).get("source") if facts.judging else facts.source
         lines.append(
-            f"Not recorded: `{facts.source}` is not a selfinstruct run directory, so the teacher's settings, "
+            f"Not recorded: `{source}` is not a selfinstruct run directory, so the teacher's settings, "
             "seed set and cost are unknown (export with `--run-dir RUN` to name the run the records came from)."
         )
     else:
@@ -199,6 +211,42 @@ def _dedup_line(facts: Provenance) -> str:
         f"Deduplication removed: {figures}. Near-duplicates are found with MinHash LSH and decided by ROUGE-L "
         f"against earlier records, seed tasks included; the preset's `[dedup]` settings: {settings}."
     )
+
+
+def _judging(judging: Judging) -> str:
+    """How the records were rated and selected: the judge, the threshold, the score distribution, its cost."""
+    figures, settings = judging.figures, judging.config.get("config", {})
+    identity = judging.config.get("identity", {})
+    how = (
+        f"Every record was rated by `{judging.model}` ({judging.host}, temperature {settings.get('temperature', 'unknown')}) "
+        "with AlpaGasus's prompt (Chen et al. 2023, \"AlpaGasus: Training a Better Alpaca with Fewer Data\"): the accuracy "
+        "and helpfulness of the response to the instruction and input, on a scale of 0 to 5, with a one-sentence "
+        f"rationale (prompt `{identity.get('rating_prompt', 'unknown')}`). Each record carries its `score`, `rationale`, "
+        "`judge_model` and `judge_request_id` (the formats with provenance fields keep them)."
+    )
+    lines = ["## Judging", "", how]
+    if not figures:
+        return "\n".join([*lines, "", "The judge's counts were not recorded (no stats.json)."])
+    unparseable = (judging.stats or {}).get("unparseable", 0)
+    selection = (f"{figures.get('scored', 0):,} records were scored ({unparseable:,} answers held no usable rating); "
+                 f"the judge kept the {figures.get('kept', 0):,} scored {figures.get('threshold', 0):g} or more.")  # fmt: skip
+    after = judging.after
+    if after and after.get("min_score") is not None:
+        selection += (f" Then `selfinstruct filter --min-score {after['min_score']:g}` re-selected {after.get('kept', 0):,} "
+                      f"of the {after.get('seen', 0):,} scored records, without rating them again.")  # fmt: skip
+    elif after:
+        selection += (f" Then `selfinstruct filter` (preset `{after.get('preset', 'unknown')}`) kept {after.get('kept', 0):,} "
+                      f"of the {after.get('seen', 0):,} judged records.")  # fmt: skip
+    lines += ["", selection]
+    threshold = judging.threshold
+    rows = [(f"{score}", f"{n:,}" + (" (kept)" if threshold is not None and float(score) >= threshold else ""))
+            for score, n in figures.get("histogram", {}).items()]  # fmt: skip
+    lines += ["", "Score distribution:", "", *_md_table(("score", "records"), rows or [("(none)", "0")])]
+    cost = judging.cost
+    if cost is not None:
+        lines += ["", (f"Judging cost: {usd(cost.cost_usd)} for {cost.responses:,} answers ({cost.prompt_tokens:,} prompt and "
+                       f"{cost.completion_tokens:,} completion tokens); the cost below is the generation's.")]  # fmt: skip
+    return "\n".join(lines)
 
 
 def _cost(facts: Provenance) -> str:

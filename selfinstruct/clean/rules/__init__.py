@@ -9,11 +9,12 @@
     contamination.py  n-gram overlap with benchmark prompts
     reasoning.py      reasoning traces: cut off, no final answer, language mixing, loops
     verify.py         final answers checked against reference answers (math-verify)
+    score.py          a judge's score below the threshold (`selfinstruct judge`)
 
 Importing this package registers every rule, so presets can name them.
 """
 
-from . import alpaca, artefacts, contamination, degenerate, language, output, reasoning, verify  # noqa: F401  (registers the rules)
+from . import alpaca, artefacts, contamination, degenerate, language, output, reasoning, score, verify  # noqa: F401  (registers the rules)
 from .base import RULES, Checked, Rejection, Rule, RuleSet
 
 __all__ = ["RULES", "Checked", "Rejection", "Rule", "RuleSet"]

@@ -1,0 +1,9 @@
+"""AlpaGasus's data selection: a teacher rates every record 0-5, the best are kept.
+
+    rating.py    the rating prompt (JSON or AlpaGasus's score-then-explanation text) and its parser
+    task.py      `JudgeTask` on the job engine, `JudgeConfig`, `judge()` and its `--dry-run` estimate
+"""
+
+from .task import JudgeConfig, JudgeTask, estimate_judge_cost, judge
+
+__all__ = ["JudgeConfig", "JudgeTask", "estimate_judge_cost", "judge"]

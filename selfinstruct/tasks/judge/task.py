@@ -1,0 +1,188 @@
+"""The judge task: a teacher rates every record of a dataset, and the best are kept.
+
+AlpaGasus's data selection (see `rating.py`): each record of the source is asked once; its
+rating becomes the record itself plus
+
+    {score: 4.5, rationale: "...", judge_model, judge_request_id}
+
+(the source's own fields, its `teacher_model` and `id` included, stay as they were; a source
+judged before gets the new judge's fields). The `judge` preset keeps the records scored at
+least `threshold` (rule `low_score`) and rejects the others with their score, so
+`filter --min-score` can re-select at another threshold without asking again.
+
+The threshold is not part of the run's identity: resuming with another `threshold` re-decides
+every answer in the ledger with it (the checkpoint's rule settings no longer match, so the whole
+ledger is replayed) and asks only for the records not rated yet.
+
+    result = judge(JudgeConfig(source="outputs/run", base_url=URL, model="gpt-4o-mini"), "outputs/run-judged")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import deque
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field
+
+from ...clean import Preset, load_preset
+from ...clean.rules.score import DEFAULT_MIN_SCORE, with_min_score
+from ...engine.config import JobConfig
+from ...engine.costs import CostEstimate
+from ...engine.job import JobResult, StopPolicy
+from ...engine.ledger import load_ledger
+from ...engine.run import run_job
+from ...engine.rundir import RunDir
+from ...engine.task import Parsed, Request, Task
+from ...errors import SettingError
+from ...pricing import completion_bound
+from ...reasoning import split_reasoning
+from ...records import read_records
+from ...stats import Stats
+from ...tokens import estimate_prompt_tokens, prompt_tokens_upper_bound
+from .rating import PROMPT_VERSION, RatingError, build_messages, parse_rating, prompt_sha256, rating_schema
+
+SCORE = "score"  # Parsed.counts prefix: `score/4.5` counts the records rated 4.5
+ASSUMED_COMPLETION_TOKENS = 60  # a score and a sentence, for an estimate without history
+
+
+class JudgeConfig(JobConfig):
+    # The threshold is not in the identity (see the module's docstring); the task adds the
+    # prompt's version and the source's hash to the base's (model, temperature...).
+    # A rating is a score and a sentence; the limit leaves room for a reasoning model's
+    # thoughts (raise --max-tokens for a model that thinks at length).
+    API_DEFAULTS: ClassVar[dict] = {"max_tokens": 1024}
+
+    source: str = Field(description="the records to rate: a run directory or any dataset `filter` reads")
+    threshold: float = Field(DEFAULT_MIN_SCORE, ge=0, le=5, description="keep the records scored at least this (AlpaGasus: 4.5)")
+    temperature: float = Field(0.0, ge=0, le=2)  # a judge should say the same thing twice
+    preset: str = "judge"
+
+
+def load_source(src: str | Path) -> tuple[list[dict], str]:
+    """The records of `src`, and a hash of them (the run's identity)."""
+    records = read_records(src)
+    if not records:
+        raise SettingError(f"{src}: no records to judge", "source")
+    digest = hashlib.sha256(json.dumps(records, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return records, digest
+
+
+class JudgeTask(Task):
+    name = "judge"
+
+    def __init__(self, config: JudgeConfig, records: list[dict], source_sha256: str, preset: Preset):
+        self.config = config
+        self.records = records
+        self.source_sha256 = source_sha256
+        self.preset = preset.model_copy(update={"rules": with_min_score(preset.rules, config.threshold)})
+        self.waiting = deque(range(len(records)))  # in order; items answered or in flight are skipped
+        self.answered_items: set[int] = set()
+        self.in_flight: set[int] = set()
+
+    def identity(self) -> dict:
+        return {**self.config.identity(), "rating_prompt": PROMPT_VERSION, "rating_prompt_sha256": prompt_sha256(),
+                "source_sha256": self.source_sha256}  # fmt: skip
+
+    def pending(self) -> int:
+        return len(self.records) - len(self.answered_items)
+
+    def next_request(self, index: int) -> Request | None:
+        while self.waiting and (self.waiting[0] in self.answered_items or self.waiting[0] in self.in_flight):
+            self.waiting.popleft()  # answered or in flight already: not waiting any more
+        if not self.waiting:
+            return None
+        item = self.waiting[0]
+        record = self.records[item]
+        return Request(
+            messages=lambda output_format: build_messages(record, output_format),
+            schema=rating_schema,
+            max_tokens=self.config.max_tokens,
+            details={"item": item, "source_id": record.get("id", item)},
+        )
+
+    def sent(self, request: dict) -> None:
+        self.in_flight.add(request["item"])
+
+    def answered(self, request: dict) -> None:
+        self.answered_items.add(request["item"])
+        self.in_flight.discard(request["item"])
+
+    def released(self, request: dict) -> None:
+        self.in_flight.discard(request["item"])
+        self.waiting.appendleft(request["item"])  # asked again soon
+
+    def parse(self, request: dict, response: dict) -> Parsed:
+        # a reasoning judge's trace stays in the ledger: the record keeps the verdict only
+        _, answer = split_reasoning(response["content"], response.get("reasoning"))
+        try:
+            rating = parse_rating(answer, response["finish_reason"])
+        except RatingError as e:
+            return Parsed(problems=[f"record {request['source_id']}: {e}"])
+        source = self.records[request["item"]]
+        record = {"id": source.get("id", request["item"]), **source, "score": rating.score, "rationale": rating.rationale,
+                  "judge_model": response["model"], "judge_request_id": response["request_id"]}  # fmt: skip
+        return Parsed([record], counts={f"{SCORE}/{rating.score:g}": 1})
+
+    def useful(self, parsed: Parsed, kept: list[dict]) -> bool:
+        return bool(parsed.records)  # a rating below the threshold is a finding, not a waste
+
+    def describe(self, stats: Stats) -> dict:
+        histogram = stats.group(SCORE)
+        return {
+            "items": len(self.records),
+            "answered_items": len(self.answered_items),
+            "judge": {
+                "threshold": self.config.threshold,
+                "scored": sum(histogram.values()),
+                "kept": stats["kept"],
+                "histogram": dict(sorted(histogram.items(), key=lambda item: -float(item[0]))),
+            },
+        }
+
+
+def judge_task(config: JudgeConfig) -> JudgeTask:
+    records, source_sha256 = load_source(config.source)
+    return JudgeTask(config, records, source_sha256, load_preset(config.preset))
+
+
+def judge(config: JudgeConfig, out: str | Path, *, overwrite: bool = False, progress: bool = True,
+          policy: StopPolicy = StopPolicy(), teacher=None) -> JobResult:  # fmt: skip
+    """Run (or resume) a judge run into the directory `out` (see `engine.run.run_job`)."""
+    # the source's full path in config.json leads the dataset card to the run that made the records
+    config = config.resolved().model_copy(update={"source": str(Path(config.source).resolve())})
+    return run_job(judge_task(config), config, out, overwrite=overwrite, progress=progress, policy=policy, teacher=teacher)
+
+
+def estimate_judge_cost(config: JudgeConfig, out: str | Path | None = None) -> CostEstimate:
+    """`judge --dry-run`: the unrated records' real prompts counted with tiktoken; completion
+    tokens from the run's ledger when it has answers, else a score and a sentence."""
+    config = config.resolved()
+    task = judge_task(config)
+    price = config.price()
+    history = load_ledger(RunDir(out).ledger) if out else None
+    for response in history.responses if history else ():
+        task.answered(history.requests[response["request_id"]])
+    waiting = [i for i in range(len(task.records)) if i not in task.answered_items]
+    sample = [build_messages(task.records[i], "json") for i in waiting[:: max(1, len(waiting) // 200)]]
+    prompt_tokens = round(sum(map(estimate_prompt_tokens, sample)) / len(sample)) if sample else 0
+    prompt_bound = max(map(prompt_tokens_upper_bound, sample), default=0)
+    if history and history.totals.responses:
+        completion, basis = round(history.totals.completion_tokens / history.totals.responses), "ledger history"
+    else:
+        completion, basis = min(ASSUMED_COMPLETION_TOKENS, config.max_tokens), "assumptions"
+    requests = len(waiting)
+    worst_completion = completion_bound(config.model, config.max_tokens, config.max_output_tokens)
+    return CostEstimate(
+        model=config.model,
+        records_wanted=requests,
+        requests=requests,
+        prompt_tokens_per_request=prompt_tokens,
+        completion_tokens_per_request=completion,
+        accepted_per_request=1.0,
+        basis=basis,
+        expected_usd=price.cost(requests * prompt_tokens, requests * completion, batch=config.batch) if price else None,
+        worst_case_usd=price.cost(requests * prompt_bound, requests * worst_completion, batch=config.batch) if price else None,
+    )
