@@ -1,11 +1,13 @@
 """Runs through the Batch API: half price, never paid twice, resumed after kill -9, and
 batches that end badly asked again."""
 
+import importlib
 import json
 import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -50,6 +52,14 @@ def test_a_batch_run_reaches_its_target_at_the_batch_price(tmp_path):
     assert billed(server) == pytest.approx(sum(PRICE.cost(u["prompt_tokens"], u["completion_tokens"]) for _, _, u in server.served) / 2)
     ended = events(tmp_path, "batch_ended")
     assert [e["status"] for e in ended] == ["completed"] * len(sizes)
+
+
+def test_later_rounds_ask_for_what_the_yield_says_is_missing_with_a_small_margin(tmp_path):
+    with FakeBatchAPI(FakeOpenAI(tasks_per_answer=5)) as server:  # every task is kept: 5 records per answer
+        result = generate(config(server, num_instructions=300), tmp_path, progress=False)
+    # 20 requests bring 100 records; 200 are missing: 40 requests, plus 10%
+    assert [len(ids) for _, ids in server.uploads] == [20, 44]
+    assert result.accepted == 320
 
 
 def test_failed_lines_and_an_expired_batch_are_asked_again_once(tmp_path):
@@ -190,3 +200,16 @@ def test_a_dry_run_with_batch_is_priced_at_the_batch_discount(tmp_path):
     standard, _ = expected()
     batch, output = expected("--batch")
     assert batch == pytest.approx(standard / 2, rel=1e-3) and "at the Batch API price" in output
+
+
+def test_the_52k_cost_benchmark_runs_at_a_small_target(tmp_path, monkeypatch):
+    """benchmarks/cost_52k.py: its realistic teacher through the batch stand-in, priced as billed."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
+    bench = importlib.import_module("cost_52k")
+    figures = bench.run(tmp_path / "run", target=200)
+    assert figures["accepted"] >= 200 and figures["batches"][0] == 20
+    assert 500 < figures["prompt_tokens_per_request"] < 1024  # our real prompt: below the size OpenAI caches
+    assert figures["tokens_per_accepted_record"]["cached"] == 0
+    costs = figures["usd_for_52k"]
+    assert costs["gpt-4o-mini standard"] == pytest.approx(2 * costs["gpt-4o-mini batch"], abs=0.02)
+    assert "| gpt-4.1-nano |" in bench.markdown(figures)

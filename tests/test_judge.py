@@ -6,6 +6,7 @@ import re
 
 import pytest
 from click.testing import CliRunner
+from fake_batch import FakeBatchAPI
 from fake_openai import FakeOpenAI
 from fake_run import records as run_records
 from fake_run import write_run
@@ -17,6 +18,7 @@ from selfinstruct.cli import main
 from selfinstruct.engine.job import JobStopped, StopPolicy, StopReason
 from selfinstruct.errors import SettingError
 from selfinstruct.export.exporter import export_dataset, make_options
+from selfinstruct.pricing import price_for
 from selfinstruct.records import read_jsonl
 from selfinstruct.tasks.judge import JudgeConfig, judge
 from selfinstruct.tasks.judge.rating import Rating, RatingError, build_messages, parse_rating
@@ -149,6 +151,18 @@ def test_scores_and_rationales_land_in_the_records_and_the_threshold_keeps_the_b
     assert all(b["temperature"] == 0 for b in server.bodies)  # a judge says the same thing twice
     formats = {(b.get("response_format") or {}).get("type") for b in server.bodies}
     assert formats == ({"json_schema"} if response_format == "auto" else {None})
+
+
+def test_a_judge_through_a_batch_keeps_the_same_records_at_half_price(tmp_path, source):
+    with FakeBatchAPI(FakeOpenAI(rate=rate)) as server:
+        result = judge(config(source, server, model="gpt-4o-mini", batch=True, batch_poll_s=0.01), tmp_path / "run", progress=False)
+    assert result.stop_reason is StopReason.WORK_DONE and result.accepted == 4
+    assert len(server.uploads) == 1 and len(server.uploads[0][1]) == 12  # every record in one batch
+    kept = read(tmp_path / "run" / "data.jsonl")
+    assert sorted(r["id"] for r in kept) == sorted(f"s{i}" for i in range(12) if SCORES[i % 6] >= 4.5)
+    price = price_for("gpt-4o-mini")
+    billed = sum(price.cost(u["prompt_tokens"], u["completion_tokens"], batch=True) for _, _, u in server.served)
+    assert result.cost["cost_usd"] == pytest.approx(billed) and billed > 0
 
 
 def test_malformed_ratings_are_counted_and_the_run_goes_on(tmp_path, source):

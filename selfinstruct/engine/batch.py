@@ -17,14 +17,15 @@ file by its name, and the requests are read back from the uploaded file: nothing
 created or paid for twice.
 
 A job with a record target (a bootstrap) runs in rounds: the first is small (`first_round`
-requests), later ones are sized from the records per answer so far (the same estimate that
-throttles an online run, with a margin), so a run stops near its target.
+requests), later ones are sized from the records per answer so far (the estimate that throttles
+the end of an online run) with a small margin, so a run stops near its target.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,7 +38,9 @@ from ..teacher.dialect import Body, Dialect, EmptyAnswer, read_answer
 from .job import Job, JobStopped, StopReason
 
 FIRST_ROUND = 20  # requests in the first batch of a job with a target, before its yield is known
-ROUND_MARGIN = 1.1  # later rounds ask for 10% more than the yield so far says is needed
+# Later rounds ask for what the yield so far says is missing, plus 10% but at most a first
+# round more: a shortfall costs one more (small) round, an excess is paid for and not needed.
+ROUND_MARGIN = 0.1
 MAX_SUBMISSIONS = 3  # batches one request may go in before it is given up
 POLL_S = 30.0
 RETRIED_STATUSES = (408, 409, 429, 500, 502, 503, 504)
@@ -120,7 +123,8 @@ class BatchRunner:
             requests[request_id], bodies[request_id] = request, body.adapted(self.dialect)
             size += len(json.dumps(body.json))
             del self.again[request_id]
-        while len(requests) < self._round_size() and not job.finished() and job.worth_another(int(len(requests) / ROUND_MARGIN)):
+        round_size = self._round_size()
+        while len(requests) < round_size and not job.finished():
             planned = job.plan(batch=True)
             if planned is None:
                 break
@@ -141,10 +145,16 @@ class BatchRunner:
         return Submission(key, requests, bodies), capped
 
     def _round_size(self) -> int:
-        """All there is to ask (up to the limit of one batch); a job with a target starts small."""
-        if self.job.task.target is not None and not self.job.stats["responses"]:
+        """All there is to ask (up to the limit of one batch); a job with a target starts small,
+        then asks for what its yield says is missing (another small round while it has none)."""
+        job = self.job
+        if job.task.target is None:
+            return MAX_REQUESTS
+        needed = job.requests_to_target()
+        if not job.stats["responses"] or math.isinf(needed):
             return self.first_round
-        return MAX_REQUESTS
+        needed = math.ceil(needed)
+        return min(MAX_REQUESTS, needed + min(math.ceil(needed * ROUND_MARGIN), self.first_round))
 
     def _submit(self, submission: Submission) -> None:
         ledger = self.job.ledger

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import socket
 import time
@@ -154,16 +155,20 @@ class Job:
             return StopReason.WORK_DONE
         return None
 
-    def worth_another(self, in_flight: int) -> bool:
-        """Start a request only if what is in flight will likely not reach the target: the
-        accepted-per-answer rate seen so far keeps the end of a run from paying for a burst of
-        answers nobody needs."""
+    def requests_to_target(self) -> float:
+        """Answers still needed to reach the target at the accepted-per-answer rate so far: 0 at
+        the target, infinite without a target or before anything was accepted."""
         if self.task.target is None:
-            return True
+            return math.inf
         missing = self.task.target - self.accepted
-        responses = self.stats["responses"]
-        per_response = self.accepted / responses if responses else 0.0
-        return missing > 0 and (in_flight + len(self.pending)) * per_response < missing
+        if missing <= 0:
+            return 0
+        return missing * self.stats["responses"] / self.accepted if self.accepted else math.inf
+
+    def worth_another(self, in_flight: int) -> bool:
+        """Start a request only if what is in flight will likely not reach the target: this
+        keeps the end of a run from paying for a burst of answers nobody needs."""
+        return in_flight + len(self.pending) < self.requests_to_target()
 
     def plan(self, batch: bool = False) -> Planned | None:
         """The next request with its worst-case cost (at the Batch API's price with `batch`), or
