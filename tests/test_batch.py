@@ -87,14 +87,22 @@ def test_a_request_is_asked_in_at_most_three_batches(tmp_path):
 
 
 def test_the_cost_cap_holds_the_whole_batch_before_it_exists(tmp_path):
-    cap = 0.01
+    cap = 0.03
     with FakeBatchAPI(FakeOpenAI(tasks_per_answer=5)) as server:
         result = generate(config(server, num_instructions=100_000, max_cost=cap, max_tokens=2000), tmp_path, progress=False)
     assert result.stop_reason is StopReason.MAX_COST
     assert 0 < billed(server) <= cap and result.cost["cost_usd"] == pytest.approx(billed(server))
-    for batch in events(tmp_path, "batch"):
-        requests = {e["request_id"]: e for e in events(tmp_path, "request")}
-        assert sum(requests[rid]["reserved_usd"] for rid in batch["request_ids"]) <= cap
+    requests = {e["request_id"]: e for e in events(tmp_path, "request")}
+    reserved = [sum(requests[rid]["reserved_usd"] for rid in batch["request_ids"]) for batch in events(tmp_path, "batch")]
+    paid = 0.0
+    for (_, ids), batch_reserve in zip(server.uploads, reserved):  # each round: what was paid + its worst case fit
+        assert paid + batch_reserve <= cap
+        paid += sum(PRICE.cost(u["prompt_tokens"], u["completion_tokens"], batch=True) for rid, _, u in server.served if rid in ids)
+    # the cap cuts rounds, and the rounds it cuts keep a useful size: no trickle of tiny batches
+    sizes = [len(ids) for _, ids in server.uploads]
+    assert len(sizes) >= 3 and min(sizes) >= 20
+    worst = max(e["reserved_usd"] for e in requests.values())
+    assert cap - result.cost["cost_usd"] < 20 * worst + 1e-9  # stopped only when 20 more could break the cap
 
 
 def command(server, out, *extra) -> list[str]:

@@ -88,6 +88,7 @@ class BatchRunner:
         self.sleep = sleep
         self.namespace = hashlib.sha256(job.namespace.encode()).hexdigest()[:12]  # this run directory
         self.again: dict[str, tuple[dict, Body]] = {}  # requests to ask in the next batch
+        self.cut_by_cap = False  # a round was cut short by --max-cost
 
     def run(self) -> StopReason:
         job, capped = self.job, False
@@ -123,21 +124,25 @@ class BatchRunner:
             requests[request_id], bodies[request_id] = request, body.adapted(self.dialect)
             size += len(json.dumps(body.json))
             del self.again[request_id]
-        round_size = self._round_size()
+        round_size, fresh = self._round_size(), 0
         while len(requests) < round_size and not job.finished():
             planned = job.plan(batch=True)
             if planned is None:
                 break
             body = self.dialect.body(job.ask(planned.request))
             line = len(json.dumps(body.json)) + 200  # + the line's envelope
-            if job.would_break_cap(planned.reserve_usd):
-                capped = True
+            # Once the cap has cut a round, a round takes hours for what the cap frees: one
+            # without room for `first_round` new requests is not worth its wait.
+            least = min(self.first_round, round_size - len(requests)) if self.cut_by_cap and not fresh else 1
+            if job.would_break_cap(planned.reserve_usd * least):
+                capped = self.cut_by_cap = True
                 break
             if size + line > MAX_BYTES:
                 break
             request = job.send(planned)
             requests[planned.request_id], bodies[planned.request_id] = request, body
             size += line
+            fresh += 1
         if not requests:
             return None, capped
         key = f"b{len(job.ledger.state.batches) + 1:04d}"
