@@ -83,6 +83,20 @@ TEACHER_OPTIONS = options(
 )
 
 
+def _teacher_job(config_class, settings: dict, out: str | None, default_out: str, run, estimate, *, dry_run: bool,
+                 overwrite: bool, quiet: bool):  # fmt: skip
+    """The body of every teacher job command: its settings validated once, then a dry-run
+    estimate or the run (None after a dry run). `default_out` is formatted with the model."""
+    from .engine.config import make_config
+
+    config = make_config(config_class, **settings).resolved()
+    out = Path(out or Path("outputs") / default_out.format(model=config.model.replace("/", "_")))
+    if dry_run:
+        _print_estimate(estimate(config, out if out.exists() else None), config.batch)
+        return None
+    return _run_job(lambda: run(config, out, overwrite=overwrite, progress=not quiet), out, config)
+
+
 def _run_job(run, out: Path, config=None):
     """Run a job, turning Ctrl-C into the message that says how to resume; with batches
     running at the provider, ask whether to cancel them."""
@@ -140,19 +154,14 @@ def generate(out, dry_run, overwrite, quiet, **settings):
     Rerunning the same command on the same --out resumes: nothing already paid for is
     requested again and nothing accepted is lost.
     """
-    from .engine.config import make_config
     from .tasks.bootstrap import GenerateConfig
     from .tasks.bootstrap import generate as run_generate
+    from .tasks.bootstrap.estimate import estimate_run_cost
 
-    config = make_config(GenerateConfig, **settings).resolved()
-    out = Path(out or Path("outputs") / config.model.replace("/", "_"))
-    if dry_run:
-        from .tasks.bootstrap.estimate import estimate_run_cost
-
-        _print_estimate(estimate_run_cost(config, out if out.exists() else None), config.batch)
-        return
-    result = _run_job(lambda: run_generate(config, out, overwrite=overwrite, progress=not quiet), out, config)
-    _echo_result(result, "accepted")
+    result = _teacher_job(GenerateConfig, settings, out, "{model}", run_generate, estimate_run_cost,
+                          dry_run=dry_run, overwrite=overwrite, quiet=quiet)  # fmt: skip
+    if result is not None:
+        _echo_result(result, "accepted")
 
 
 def _dollars(value: float | None) -> str:
@@ -179,18 +188,13 @@ def answer(out, dry_run, overwrite, quiet, **settings):
     SOURCE is a run directory, a dataset (outputs not needed), or a JSONL of `prompt` /
     `question` rows. Rerunning the same command on the same --out resumes.
     """
-    from .engine.config import make_config
-    from .tasks.answer import AnswerConfig
+    from .tasks.answer import AnswerConfig, estimate_answer_cost
     from .tasks.answer import answer as run_answer
 
-    config = make_config(AnswerConfig, **settings).resolved()
-    out = Path(out or Path("outputs") / f"{config.model.replace('/', '_')}-answers")
-    if dry_run:
-        from .tasks.answer import estimate_answer_cost
-
-        _print_estimate(estimate_answer_cost(config, out if out.exists() else None), config.batch)
+    result = _teacher_job(AnswerConfig, settings, out, "{model}-answers", run_answer, estimate_answer_cost,
+                          dry_run=dry_run, overwrite=overwrite, quiet=quiet)  # fmt: skip
+    if result is None:
         return
-    result = _run_job(lambda: run_answer(config, out, overwrite=overwrite, progress=not quiet), out, config)
     _echo_result(result, "answers kept")
     verification = result.stats.get("verification")
     if verification and verification["checked"]:
@@ -215,19 +219,14 @@ def judge(out, dry_run, overwrite, quiet, **settings):
     (`filter --min-score` re-selects at another threshold without asking again). Rerunning the
     same command on the same --out resumes; with another --threshold it re-decides every rating.
     """
-    from .engine.config import make_config
-    from .tasks.judge import JudgeConfig
+    from .tasks.judge import JudgeConfig, estimate_judge_cost
     from .tasks.judge import judge as run_judge
 
-    config = make_config(JudgeConfig, **settings).resolved()
-    out = Path(out or Path("outputs") / f"{config.model.replace('/', '_')}-judged")
-    if dry_run:
-        from .tasks.judge import estimate_judge_cost
-
-        _print_estimate(estimate_judge_cost(config, out if out.exists() else None), config.batch)
+    result = _teacher_job(JudgeConfig, settings, out, "{model}-judged", run_judge, estimate_judge_cost,
+                          dry_run=dry_run, overwrite=overwrite, quiet=quiet)  # fmt: skip
+    if result is None:
         return
-    result = _run_job(lambda: run_judge(config, out, overwrite=overwrite, progress=not quiet), out, config)
-    _echo_result(result, f"records kept (score >= {config.threshold:g})")
+    _echo_result(result, f"records kept (score >= {result.stats['judge']['threshold']:g})")
     histogram = result.stats["judge"]["histogram"]
     if histogram:
         click.echo("scores: " + ", ".join(f"{score}: {n}" for score, n in histogram.items()))

@@ -7,7 +7,7 @@ may have been billed: their reserved worst case is shown apart, as "possibly bil
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from ..pricing import Price
 from .ledger import LedgerTotals
@@ -87,21 +87,3 @@ class CostSummary:
             "max_cost_usd": self.max_cost_usd,
             "usage_estimated": self.estimated_responses > 0,
         }
-
-
-@dataclass
-class CostEstimate:
-    """What a run will cost, before any request is sent (`--dry-run`)."""
-
-    model: str
-    records_wanted: int
-    requests: int
-    prompt_tokens_per_request: int
-    completion_tokens_per_request: int
-    accepted_per_request: float
-    basis: str  # "ledger history" or "assumptions"
-    expected_usd: float | None
-    worst_case_usd: float | None
-
-    def to_dict(self) -> dict:
-        return asdict(self)

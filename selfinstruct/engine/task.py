@@ -18,7 +18,8 @@ changes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -105,3 +106,43 @@ class Task(ABC):
         """Extra figures for stats.json (e.g. work items left), given the job's counters: the
         cleaner's (`seen`, `kept`, `rejected/RULE`) and the task's own (`Parsed.counts`)."""
         return {}
+
+
+class ItemTask(Task):
+    """A task with a fixed list of work items (answer every instruction, rate every record),
+    each asked until it has one answer, in order; an item given up is asked again soon."""
+
+    def __init__(self, items: list[Hashable]):
+        self.items = items
+        self.waiting = deque(items)  # items answered or in flight are skipped when they come up
+        self.answered_items: set = set()
+        self.in_flight: set = set()
+
+    @abstractmethod
+    def request(self, item: Hashable) -> Request:
+        """The request for one work item."""
+
+    def next_request(self, index: int) -> Request | None:
+        while self.waiting and (self.waiting[0] in self.answered_items or self.waiting[0] in self.in_flight):
+            self.waiting.popleft()
+        return self.request(self.waiting[0]) if self.waiting else None
+
+    def unanswered(self) -> list[Hashable]:
+        return [item for item in self.items if item not in self.answered_items]
+
+    def pending(self) -> int:
+        return len(self.items) - len(self.answered_items)
+
+    def sent(self, request: dict) -> None:
+        self.in_flight.add(request["item"])
+
+    def answered(self, request: dict) -> None:
+        self.answered_items.add(request["item"])
+        self.in_flight.discard(request["item"])
+
+    def released(self, request: dict) -> None:
+        self.in_flight.discard(request["item"])
+        self.waiting.appendleft(request["item"])
+
+    def describe(self, stats: Stats) -> dict:
+        return {"items": len(self.items), "answered_items": len(self.answered_items)}

@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,18 +30,14 @@ from pydantic import Field
 from ..clean import Preset, load_preset
 from ..clean.rules.verify import WrongAnswer
 from ..engine.config import JobConfig
-from ..engine.costs import CostEstimate
+from ..engine.estimate import CostEstimate, estimate_item_task_cost
 from ..engine.job import JobResult, StopPolicy
-from ..engine.ledger import load_ledger
 from ..engine.run import run_job
-from ..engine.rundir import RunDir
-from ..engine.task import Parsed, Request, Task
+from ..engine.task import ItemTask, Parsed, Request
 from ..errors import SettingError
-from ..pricing import completion_bound
 from ..reasoning import split_reasoning
 from ..records import read_records
 from ..stats import Stats
-from ..tokens import estimate_prompt_tokens, prompt_tokens_upper_bound
 
 REFERENCE_FIELDS = ("answer", "solution")  # where a source keeps the reference answer
 ASSUMED_COMPLETION_SHARE = 0.25  # of max_tokens, for an estimate without history
@@ -79,35 +74,21 @@ def load_prompts(src: str | Path) -> tuple[list[Prompt], str]:
     return prompts, digest
 
 
-class AnswerTask(Task):
+class AnswerTask(ItemTask):
     name = "answer"
 
     def __init__(self, config: AnswerConfig, prompts: list[Prompt], source_sha256: str, preset: Preset):
+        super().__init__([f"{i}:{k}" for i in range(len(prompts)) for k in range(config.samples)])
         self.config = config
         self.prompts = prompts
         self.source_sha256 = source_sha256
         rules = [WrongAnswer(), *preset.rules] if config.verify == "math" else preset.rules
         self.preset = preset.model_copy(update={"rules": rules})
-        self.items = [f"{i}:{k}" for i in range(len(prompts)) for k in range(config.samples)]
-        self.waiting = deque(self.items)  # in order; items answered or in flight are skipped
-        self.answered_items: set[str] = set()
-        self.in_flight: set[str] = set()
 
     def identity(self) -> dict:
         return {**self.config.identity(), "source_sha256": self.source_sha256}
 
-    def pending(self) -> int:
-        return len(self.items) - len(self.answered_items)
-
-    def _next_item(self) -> str | None:
-        while self.waiting and (self.waiting[0] in self.answered_items or self.waiting[0] in self.in_flight):
-            self.waiting.popleft()  # answered or in flight already: not waiting any more
-        return self.waiting[0] if self.waiting else None
-
-    def next_request(self, index: int) -> Request | None:
-        item = self._next_item()
-        if item is None:
-            return None
+    def request(self, item: str) -> Request:
         prompt = self.prompts[int(item.split(":")[0])]
         return Request(
             messages=lambda _format: self.messages(prompt),
@@ -119,17 +100,6 @@ class AnswerTask(Task):
         user = prompt.instruction + (f"\n\n{prompt.input}" if prompt.input else "")
         system = [{"role": "system", "content": self.config.system}] if self.config.system else []
         return [*system, {"role": "user", "content": user}]
-
-    def sent(self, request: dict) -> None:
-        self.in_flight.add(request["item"])
-
-    def answered(self, request: dict) -> None:
-        self.answered_items.add(request["item"])
-        self.in_flight.discard(request["item"])
-
-    def released(self, request: dict) -> None:
-        self.in_flight.discard(request["item"])
-        self.waiting.appendleft(request["item"])  # asked again soon
 
     def parse(self, request: dict, response: dict) -> Parsed:
         prompt = self.prompts[int(request["item"].split(":")[0])]
@@ -145,7 +115,7 @@ class AnswerTask(Task):
         return Parsed([record])
 
     def describe(self, stats: Stats) -> dict:
-        figures = {"items": len(self.items), "answered_items": len(self.answered_items)}
+        figures = super().describe(stats)
         if self.config.verify:
             checked = sum(1 for item in self.answered_items if self.prompts[int(item.split(":")[0])].reference is not None)
             wrong = stats[f"rejected/{WrongAnswer.name}"]
@@ -171,32 +141,8 @@ def answer(config: AnswerConfig, out: str | Path, *, overwrite: bool = False, pr
 
 
 def estimate_answer_cost(config: AnswerConfig, out: str | Path | None = None) -> CostEstimate:
-    """`answer --dry-run`: the unanswered items' real prompts counted with tiktoken; completion
-    tokens from the run's ledger when it has answers, else a quarter of max_tokens."""
+    """`answer --dry-run`: one request per unanswered sample; without history, answers of a
+    quarter of max_tokens."""
     config = config.resolved()
-    task = answer_task(config)
-    price = config.price()
-    history = load_ledger(RunDir(out).ledger) if out else None
-    for response in history.responses if history else ():
-        task.answered(history.requests[response["request_id"]])
-    waiting = [item for item in task.items if item not in task.answered_items]
-    sample = [task.messages(task.prompts[int(item.split(":")[0])]) for item in waiting[:: max(1, len(waiting) // 200)]]
-    prompt_tokens = round(sum(map(estimate_prompt_tokens, sample)) / len(sample)) if sample else 0
-    prompt_bound = max(map(prompt_tokens_upper_bound, sample), default=0)
-    if history and history.totals.responses:
-        completion, basis = round(history.totals.completion_tokens / history.totals.responses), "ledger history"
-    else:
-        completion, basis = math.ceil(config.max_tokens * ASSUMED_COMPLETION_SHARE), "assumptions"
-    requests = len(waiting)
-    worst_completion = completion_bound(config.model, config.max_tokens, config.max_output_tokens)
-    return CostEstimate(
-        model=config.model,
-        records_wanted=requests,
-        requests=requests,
-        prompt_tokens_per_request=prompt_tokens,
-        completion_tokens_per_request=completion,
-        accepted_per_request=1.0,
-        basis=basis,
-        expected_usd=price.cost(requests * prompt_tokens, requests * completion, batch=config.batch) if price else None,
-        worst_case_usd=price.cost(requests * prompt_bound, requests * worst_completion, batch=config.batch) if price else None,
-    )
+    assumed = math.ceil(config.max_tokens * ASSUMED_COMPLETION_SHARE)
+    return estimate_item_task_cost(answer_task(config), config, out, assumed)

@@ -11,10 +11,9 @@ import math
 import random
 from pathlib import Path
 
-from ...engine.costs import CostEstimate
+from ...engine.estimate import CostEstimate
 from ...engine.ledger import load_ledger
 from ...engine.rundir import RunDir
-from ...pricing import completion_bound
 from ...records import count_jsonl
 from ...tokens import estimate_prompt_tokens, prompt_tokens_upper_bound
 from .prompts import build_messages, sample_examples
@@ -29,7 +28,6 @@ PROMPT_SAMPLES = 20
 def estimate_run_cost(config: GenerateConfig, out: str | Path | None = None) -> CostEstimate:
     config = config.resolved()
     seeds = load_seeds(config.seeds)
-    price = config.price()
     n = config.tasks_per_request
     prompts = []
     for i in range(PROMPT_SAMPLES):
@@ -53,15 +51,13 @@ def estimate_run_cost(config: GenerateConfig, out: str | Path | None = None) -> 
         basis = "assumptions"
         missing = config.num_instructions
     requests = math.ceil(missing / per_request) if per_request > 0 else 0
-    return CostEstimate(
-        model=config.model,
+    return CostEstimate.priced(
+        config,
         records_wanted=missing,
         requests=requests,
-        prompt_tokens_per_request=prompt_tokens,
-        completion_tokens_per_request=completion,
+        prompt_tokens=prompt_tokens,
+        prompt_bound=prompt_bound,
+        completion_tokens=completion,
         accepted_per_request=round(per_request, 3),
         basis=basis,
-        expected_usd=price.cost(requests * prompt_tokens, requests * completion, batch=config.batch) if price else None,
-        worst_case_usd=price.cost(requests * prompt_bound, requests * completion_bound(
-            config.model, config.max_tokens, config.max_output_tokens), batch=config.batch) if price else None,  # fmt: skip
     )

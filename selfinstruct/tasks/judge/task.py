@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import deque
 from pathlib import Path
 from typing import ClassVar
 
@@ -30,18 +29,14 @@ from pydantic import Field
 from ...clean import Preset, load_preset
 from ...clean.rules.score import DEFAULT_MIN_SCORE, with_min_score
 from ...engine.config import JobConfig
-from ...engine.costs import CostEstimate
+from ...engine.estimate import CostEstimate, estimate_item_task_cost
 from ...engine.job import JobResult, StopPolicy
-from ...engine.ledger import load_ledger
 from ...engine.run import run_job
-from ...engine.rundir import RunDir
-from ...engine.task import Parsed, Request, Task
+from ...engine.task import ItemTask, Parsed, Request
 from ...errors import SettingError
-from ...pricing import completion_bound
 from ...reasoning import split_reasoning
 from ...records import read_records
 from ...stats import Stats
-from ...tokens import estimate_prompt_tokens, prompt_tokens_upper_bound
 from .rating import PROMPT_VERSION, RatingError, build_messages, parse_rating, prompt_sha256, rating_schema
 
 SCORE = "score"  # Parsed.counts prefix: `score/4.5` counts the records rated 4.5
@@ -70,31 +65,21 @@ def load_source(src: str | Path) -> tuple[list[dict], str]:
     return records, digest
 
 
-class JudgeTask(Task):
+class JudgeTask(ItemTask):
     name = "judge"
 
     def __init__(self, config: JudgeConfig, records: list[dict], source_sha256: str, preset: Preset):
+        super().__init__(list(range(len(records))))
         self.config = config
         self.records = records
         self.source_sha256 = source_sha256
         self.preset = preset.model_copy(update={"rules": with_min_score(preset.rules, config.threshold)})
-        self.waiting = deque(range(len(records)))  # in order; items answered or in flight are skipped
-        self.answered_items: set[int] = set()
-        self.in_flight: set[int] = set()
 
     def identity(self) -> dict:
         return {**self.config.identity(), "rating_prompt": PROMPT_VERSION, "rating_prompt_sha256": prompt_sha256(),
                 "source_sha256": self.source_sha256}  # fmt: skip
 
-    def pending(self) -> int:
-        return len(self.records) - len(self.answered_items)
-
-    def next_request(self, index: int) -> Request | None:
-        while self.waiting and (self.waiting[0] in self.answered_items or self.waiting[0] in self.in_flight):
-            self.waiting.popleft()  # answered or in flight already: not waiting any more
-        if not self.waiting:
-            return None
-        item = self.waiting[0]
+    def request(self, item: int) -> Request:
         record = self.records[item]
         return Request(
             messages=lambda output_format: build_messages(record, output_format),
@@ -102,17 +87,6 @@ class JudgeTask(Task):
             max_tokens=self.config.max_tokens,
             details={"item": item, "source_id": record.get("id", item)},
         )
-
-    def sent(self, request: dict) -> None:
-        self.in_flight.add(request["item"])
-
-    def answered(self, request: dict) -> None:
-        self.answered_items.add(request["item"])
-        self.in_flight.discard(request["item"])
-
-    def released(self, request: dict) -> None:
-        self.in_flight.discard(request["item"])
-        self.waiting.appendleft(request["item"])  # asked again soon
 
     def parse(self, request: dict, response: dict) -> Parsed:
         # a reasoning judge's trace stays in the ledger: the record keeps the verdict only
@@ -132,8 +106,7 @@ class JudgeTask(Task):
     def describe(self, stats: Stats) -> dict:
         histogram = stats.group(SCORE)
         return {
-            "items": len(self.records),
-            "answered_items": len(self.answered_items),
+            **super().describe(stats),
             "judge": {
                 "threshold": self.config.threshold,
                 "scored": sum(histogram.values()),
@@ -157,32 +130,6 @@ def judge(config: JudgeConfig, out: str | Path, *, overwrite: bool = False, prog
 
 
 def estimate_judge_cost(config: JudgeConfig, out: str | Path | None = None) -> CostEstimate:
-    """`judge --dry-run`: the unrated records' real prompts counted with tiktoken; completion
-    tokens from the run's ledger when it has answers, else a score and a sentence."""
+    """`judge --dry-run`: one request per unrated record; without history, a score and a sentence."""
     config = config.resolved()
-    task = judge_task(config)
-    price = config.price()
-    history = load_ledger(RunDir(out).ledger) if out else None
-    for response in history.responses if history else ():
-        task.answered(history.requests[response["request_id"]])
-    waiting = [i for i in range(len(task.records)) if i not in task.answered_items]
-    sample = [build_messages(task.records[i], "json") for i in waiting[:: max(1, len(waiting) // 200)]]
-    prompt_tokens = round(sum(map(estimate_prompt_tokens, sample)) / len(sample)) if sample else 0
-    prompt_bound = max(map(prompt_tokens_upper_bound, sample), default=0)
-    if history and history.totals.responses:
-        completion, basis = round(history.totals.completion_tokens / history.totals.responses), "ledger history"
-    else:
-        completion, basis = min(ASSUMED_COMPLETION_TOKENS, config.max_tokens), "assumptions"
-    requests = len(waiting)
-    worst_completion = completion_bound(config.model, config.max_tokens, config.max_output_tokens)
-    return CostEstimate(
-        model=config.model,
-        records_wanted=requests,
-        requests=requests,
-        prompt_tokens_per_request=prompt_tokens,
-        completion_tokens_per_request=completion,
-        accepted_per_request=1.0,
-        basis=basis,
-        expected_usd=price.cost(requests * prompt_tokens, requests * completion, batch=config.batch) if price else None,
-        worst_case_usd=price.cost(requests * prompt_bound, requests * worst_completion, batch=config.batch) if price else None,
-    )
+    return estimate_item_task_cost(judge_task(config), config, out, ASSUMED_COMPLETION_TOKENS)
