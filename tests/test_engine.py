@@ -49,7 +49,7 @@ def test_a_run_of_failures_stops_the_run_and_a_success_resets_the_count(tmp_path
 def test_answers_without_an_acceptable_record_stop_the_run(tmp_path):
     useless = json.dumps({"tasks": [{"instruction": "Hi.", "input": "", "output": "x"}]})  # 1 word < Alpaca's 4
     teacher = FakeTeacher(lambda _: useless)
-    with pytest.raises(JobStopped, match="the last 4 answers gave no acceptable record") as stopped:
+    with pytest.raises(JobStopped, match="the last 4 answers gave nothing usable") as stopped:
         generate(config(), tmp_path, teacher=teacher, progress=False, policy=StopPolicy(max_barren_streak=4))
     assert stopped.value.reason is StopReason.BARREN_STREAK and len(teacher.calls) == 4
     assert len(events(tmp_path, "response")) == 4 and status(tmp_path) == StopReason.BARREN_STREAK.value

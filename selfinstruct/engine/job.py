@@ -291,7 +291,7 @@ class Job:
             if self.barren_streak >= self.policy.max_barren_streak:
                 raise JobStopped(
                     StopReason.BARREN_STREAK,
-                    f"the last {self.barren_streak} answers gave no acceptable record; see {self.run.rejected} "
+                    f"the last {self.barren_streak} answers gave nothing usable; see {self.run.rejected} "
                     "for why (a stronger teacher or another preset may help); the run is saved",
                 )
 

@@ -119,13 +119,21 @@ def write_card(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+# How the records were made, by the task of the run that made them (config.json's "task").
+METHODS = {
+    "bootstrap": ", which expands human-written seed tasks into new tasks with a teacher model (the self-instruct / "
+    "Stanford Alpaca method)",
+    "answer": ": a teacher model answered given instructions (distillation), each answer one record",
+}
+
+
 def _summary(facts: Provenance, info: CardInfo) -> str:
     teacher = f"`{facts.teacher}`" if facts.teacher else "an unrecorded teacher model"
     splits = f" Splits: {', '.join(f'{k} {v:,}' for k, v in info.splits.items())}." if info.splits else ""
+    method = METHODS.get((facts.config or {}).get("task"), "")
     return (
-        f"{facts.records:,} instruction-following records (instruction, input, output) made with selfinstruct, "
-        f"which expands human-written seed tasks into new tasks with a teacher model (the self-instruct / "
-        f"Stanford Alpaca method). Teacher: {teacher}.{_judged(facts.judging)} Exported as `{info.format}`.{splits}"
+        f"{facts.records:,} instruction-following records (instruction, input, output) made with selfinstruct{method}. "
+        f"Teacher: {teacher}.{_judged(facts.judging)} Exported as `{info.format}`.{splits}"
     )
 
 

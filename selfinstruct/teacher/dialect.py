@@ -119,7 +119,7 @@ class Dialect:
         if mode == "json_schema":
             json_body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "tasks", "schema": ask.schema(False), "strict": True},
+                "json_schema": {"name": "answer", "schema": ask.schema(False), "strict": True},
             }
         elif mode == "json_object":
             json_body["response_format"] = {"type": "json_object", "schema": ask.schema(True)}
