@@ -97,7 +97,7 @@ class Page:
         (plotly's responsive ones) would otherwise be caught mid-resize."""
         height = height or self.evaluate("document.documentElement.scrollHeight")
         self.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
-        self.evaluate("new Promise(done => requestAnimationFrame(() => setTimeout(done, 500)))")
+        self.evaluate("new Promise(done => requestAnimationFrame(() => setTimeout(done, 1000)))")
         shot = self.send("Page.captureScreenshot", format="png")
         path.write_bytes(base64.b64decode(shot["data"]))
         return path

@@ -69,7 +69,7 @@ def test_a_run_becomes_one_offline_page_with_every_section(small_run, tmp_path, 
     assert funnel["y"] == ["candidates", *(f"− {rule} ({n})" for rule, n in rules.items()), "accepted"]
     assert funnel["x"][0] == stats["candidates"] == 32 and funnel["x"][-2:] == [24, 24]
     diversity = section(page, "diversity")
-    assert "Write a short poem about the sea at night." in diversity and "3 removed" in diversity
+    assert "Write a short poem about the sea at night." in diversity and "accepted; 3 removed" in diversity
     assert "$" in section(page, "cost") and "chart-spending-0" in page and "chart-projection-0" in page
     assert "chart-acceptance-0" in page
     rows = table_rows(page)
@@ -137,3 +137,23 @@ def test_a_run_with_nothing_accepted_yet_still_has_a_page(small_run, tmp_path):
     page = out.path.read_text()
     assert out.records == [0] and out.sunburst_sectors == [0]
     assert "chart-funnel-0" in page and "chart-spending-0" in page and "chart-projection-0" not in page
+
+
+def test_duplicate_groups_name_what_they_copy():
+    from selfinstruct.report.diversity import duplicate_clusters
+
+    seeds = [{"id": "seed_task_1", "instruction": "Write a poem."}]
+    records = [{"id": "r0-0", "instruction": "Sort the list."}]
+    rejected = [
+        {"id": "r0-1", "instruction": "Sort the list!", "reason": "exact_duplicate", "duplicate_of": "r0-0"},
+        {"id": "r0-2", "instruction": "Sort this list.", "reason": "near_duplicate", "duplicate_of": "r0-0"},
+        {"id": "r1-0", "instruction": "Write a poem please.", "reason": "near_duplicate", "duplicate_of": "seed_task_1"},
+        {"id": "r1-1", "instruction": "Write a poem please", "reason": "exact_duplicate", "duplicate_of": "r1-0"},
+        {"id": "r1-2", "instruction": "Copy", "reason": "near_duplicate", "duplicate_of": 7},
+        {"id": "r1-3", "instruction": "Hi.", "reason": "instruction_words"},
+    ]
+    clusters = duplicate_clusters(rejected, records, seeds, top=3)
+    assert [(c.original_id, c.status, len(c.removed)) for c in clusters] == [
+        ("r0-0", "accepted", 2), ("seed_task_1", "seed", 1), ("r1-0", "near_duplicate", 1)]  # fmt: skip
+    assert clusters[0].original == "Sort the list." and clusters[1].original == "Write a poem."
+    assert duplicate_clusters(rejected, records, seeds, top=9)[-1].status == "not in this dataset"

@@ -50,21 +50,28 @@ def first_words(instructions: list[str]) -> Counter:
 
 @dataclass
 class Cluster:
-    kept: str  # the instruction the others duplicate (a record's or a seed's)
-    kept_id: str
+    original: str  # the instruction the others duplicate
+    original_id: str
+    status: str  # of the original: "seed", "accepted", its rejection reason, or "not in this dataset"
     removed: list[dict]  # the rejected records, each with its reason
 
 
 def duplicate_clusters(rejected: list[dict], records: list[dict], seeds: list[dict], top: int) -> list[Cluster]:
-    """The `top` largest groups of duplicates the cleaner removed, each around the record
-    (or seed) they duplicate; a group's `removed` are in the order they were rejected.
+    """The `top` largest groups of duplicates the cleaner removed, each around the text they
+    duplicate; a group's `removed` are in the order they were rejected.
 
-    `duplicate_of` is an id, or for a file without ids a position in the cleaner's input,
-    whose text the report does not have."""
+    The original is a seed, an accepted record, or a candidate rejected itself (an exact copy
+    of a rejected near-duplicate is still a copy). `duplicate_of` is an id, or for a file
+    without ids a position in the cleaner's input, whose text the report does not have."""
     groups: dict[str, list[dict]] = defaultdict(list)
     for row in rejected:
         if row.get("reason") in DUPLICATE_REASONS and row.get("duplicate_of") is not None:
             groups[str(row["duplicate_of"])].append(row)
-    texts = {str(r["id"]): r["instruction"] for r in [*seeds, *records] if "id" in r}
-    largest = sorted(groups.items(), key=lambda item: -len(item[1]))[:top]
-    return [Cluster(texts.get(key, f"(record {key} of the cleaner's input)"), key, rows) for key, rows in largest]
+    known = {str(r["id"]): (r.get("instruction", ""), r.get("reason", "rejected")) for r in rejected if "id" in r}
+    known.update({str(r["id"]): (r["instruction"], "accepted") for r in records if "id" in r})
+    known.update({str(s["id"]): (s["instruction"], "seed") for s in seeds})
+    clusters = []
+    for key, rows in sorted(groups.items(), key=lambda item: -len(item[1]))[:top]:
+        text, status = known.get(key, (f"(record {key} of the cleaner's input)", "not in this dataset"))
+        clusters.append(Cluster(text, key, status, rows))
+    return clusters

@@ -176,8 +176,8 @@ def _clusters(summary: Summary) -> str:
         examples = "".join(f"<li>{html.escape(r.get('instruction', ''))} <span class=\"muted\">({r['reason']})</span></li>"
                            for r in c.removed[:3])  # fmt: skip
         more = f'<li class="muted">and {len(c.removed) - 3:,} more</li>' if len(c.removed) > 3 else ""
-        items.append(f"<li><b>{html.escape(c.kept)}</b> <span class=\"muted\">({html.escape(c.kept_id)}, kept; "
-                     f"{len(c.removed):,} removed)</span><ul>{examples}{more}</ul></li>")  # fmt: skip
+        items.append(f"<li><b>{html.escape(c.original)}</b> <span class=\"muted\">({html.escape(c.original_id)}, "
+                     f"{html.escape(c.status)}; {len(c.removed):,} removed)</span><ul>{examples}{more}</ul></li>")  # fmt: skip
     return f"<h4>The largest groups of duplicates removed</h4><ol class=\"clusters\">{''.join(items)}</ol>"
 
 
