@@ -48,7 +48,7 @@ def length_histograms(summaries: list[Summary]):
     go = _go()
     figure = _subplots(rows=1, cols=3, subplot_titles=[f"{f} (tokens)" for f in LENGTH_FIELDS])
     for col, field in enumerate(LENGTH_FIELDS, start=1):
-        values = [s.lengths[field][s.lengths[field] > 0] if field == "input" else s.lengths[field] for s in summaries]
+        values = [s.input_lengths() if field == "input" else s.lengths[field] for s in summaries]
         everything = np.concatenate(values) if any(len(v) for v in values) else np.zeros(1)
         top = max(1.0, float(np.percentile(everything, 99)))  # the last bin holds the longest 1%
         edges = np.linspace(0, top, LENGTH_BINS + 1)

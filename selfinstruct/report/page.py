@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from .. import __version__
 from ..engine.rundir import DATA_FILE
 from ..errors import SelfInstructError
@@ -143,22 +145,22 @@ def _verbs(summaries: list[Summary]) -> str:
 
 
 def _lengths(summaries: list[Summary]) -> str:
-    facts = _row([_facts(s, [(f"median {field} tokens", f"{int(_median(s.lengths[field], field))}") for field in charts.LENGTH_FIELDS]
-                         + [("have an input", _pct(s.with_input(), s.size))]) for s in summaries])  # fmt: skip
+    facts = _row([_facts(s, [(f"median {field} tokens", f"{_median(s.input_lengths() if field == 'input' else s.lengths[field]):.0f}")
+                             for field in charts.LENGTH_FIELDS] + [("have an input", _pct(s.with_input(), s.size))])
+                  for s in summaries])  # fmt: skip
     body = facts + _figure(charts.length_histograms(summaries), "lengths") + _figure(charts.input_share(summaries), "input-share")
     return _section("lengths", '<p class="muted">Tokens in tiktoken\'s cl100k_base; inputs counted where there is one.</p>' + body)
 
 
-def _median(values, field: str) -> float:
-    values = values[values > 0] if field == "input" else values
-    return float(sorted(values)[len(values) // 2]) if len(values) else 0.0
+def _median(values) -> float:
+    return float(np.median(values)) if len(values) else 0.0
 
 
 def _diversity(summaries: list[Summary]) -> str:
     cells = []
     for s in summaries:
         above = int((s.rouge_to_seed > ALPACA_THRESHOLD).sum())
-        facts = [("median ROUGE-L to the most similar seed", f"{_median(s.rouge_to_seed, ''):.2f}"),
+        facts = [("median ROUGE-L to the most similar seed", f"{_median(s.rouge_to_seed):.2f}"),
                  (f"above {ALPACA_THRESHOLD} (what Alpaca's filter calls a near-copy)", _pct(above, s.size)),
                  ("distinct first words", f"{len(s.first_words):,} ({_pct(len(s.first_words), s.size)} of records)")]  # fmt: skip
         cells.append(_facts(s, facts) + _clusters(s))

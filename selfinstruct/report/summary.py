@@ -53,6 +53,10 @@ class Summary:
     def with_input(self) -> int:
         return int((self.lengths["input"] > 0).sum())
 
+    def input_lengths(self) -> np.ndarray:
+        """Tokens of the inputs there are (an empty input is no input, not a short one)."""
+        return self.lengths["input"][self.lengths["input"] > 0]
+
 
 def summarize(source: Source) -> Summary:
     records = source.records
