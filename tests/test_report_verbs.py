@@ -32,6 +32,7 @@ from selfinstruct.tasks.bootstrap.seeds import load_seeds
         ("You are given a tweet, decide whether it is offensive.", "decide", None),
         ("You will need to compose the ABC notation for a given song.", "compose", "notation"),
         ("Write a story that you could tell a child at bedtime.", "write", "story"),
+        ("1. Write a poem about rain.", "write", "poem"),
         ("What is the capital of France?", QUESTION, "what"),
         ("Is there anything I can eat for breakfast without eggs?", QUESTION, "is"),
         ("In your opinion, what are the qualities of a good coach?", QUESTION, "what"),

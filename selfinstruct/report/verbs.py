@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 QUESTION = "(question)"
 
+_LIST_MARKER = re.compile(r"^(?:\d+[.)]|[-*•])\s+")  # teachers number their tasks: "1. Write a poem ..."
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
 _TOKEN = re.compile(r"[A-Za-z][A-Za-z'’-]*|\d+(?:[.,]\d+)*|[^\sA-Za-z\d]")
 
@@ -78,7 +79,7 @@ class VerbNoun(NamedTuple):
 
 def verb_noun(instruction: str) -> VerbNoun:
     """The root verb and object noun of an instruction (see the module docstring)."""
-    for sentence in _SENTENCE_END.split(instruction.strip())[:4]:
+    for sentence in _SENTENCE_END.split(_LIST_MARKER.sub("", instruction.strip(), count=1))[:4]:
         words = [w.lower().replace("’", "'") for w in _TOKEN.findall(sentence)]
         words = _drop_opening(words)
         if not words:
