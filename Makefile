@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO   := outputs/demo
 
-.PHONY: run test install redis-server clean
+.PHONY: run test install redis-server chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,14 +26,19 @@ install: $(STAMP)
 redis-server:
 	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
 
+# The report's browser test loads the page in a real headless Chromium (Debian package).
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
 run: install
 	$(BIN)/selfinstruct generate --out $(DEMO) --num-instructions 24
 	$(BIN)/selfinstruct export $(DEMO) --to $(DEMO)/export/dataset
 	$(BIN)/selfinstruct export $(DEMO) --format alpaca --to $(DEMO)/export/alpaca_data.json
 	$(BIN)/selfinstruct cost $(DEMO) --plot $(DEMO)/cost.png
-	@echo "Run and reports in $(DEMO)/; exported dataset and its card in $(DEMO)/export/"
+	$(BIN)/selfinstruct report $(DEMO) --out $(DEMO)/report.html
+	@echo "Run and reports in $(DEMO)/ (open $(DEMO)/report.html); exported dataset and its card in $(DEMO)/export/"
 
-test: install redis-server
+test: install redis-server chromium
 	$(BIN)/python -m pytest
 
 clean:

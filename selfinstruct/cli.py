@@ -352,6 +352,24 @@ def batches(src, as_json):
                    f"answered  {usd(row['cost_usd'])}")  # fmt: skip
 
 
+@main.command("report")
+@click.argument("src", type=click.Path(exists=True))
+@click.option("--out", type=click.Path(dir_okay=False), help="HTML file to write [SRC's name + -report.html, beside SRC].")
+@click.option("--compare", type=click.Path(exists=True), help="A second run or dataset, shown side by side.")
+@click.option("--seeds", type=click.Path(exists=True, dir_okay=False), help="Seed tasks for the similarity chart [the run's, else the bundled ones].")
+@user_errors
+def report_command(src, out, compare, seeds):
+    """One self-contained HTML page about a dataset: verb-noun chart, lengths, diversity, funnel, cost, records.
+
+    SRC is a run or filter directory, or any file `filter` reads. The page opens offline.
+    """
+    from .report.page import build_report, default_report_path
+
+    result = build_report(src, out or default_report_path(src), compare=compare, seeds=seeds)
+    records = " and ".join(f"{n:,}" for n in result.records)
+    click.echo(f"report: {result.path} ({result.bytes / 1e6:.1f} MB, {records} records, {result.seconds:.1f} s)")
+
+
 # ---------------------------------------------------------------- teacher
 
 

@@ -33,3 +33,28 @@ def assert_no_key_in(directory: Path, key: str = FAKE_KEY) -> None:
     for path in Path(directory).rglob("*"):
         if path.is_file():
             assert key not in path.read_text(errors="replace"), f"API key leaked into {path}"
+
+
+# ---------------------------------------------------------------- report (built once per session)
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory) -> Path:
+    from report_runs import write_small_run
+
+    return write_small_run(tmp_path_factory.mktemp("report") / "small-run")
+
+
+@pytest.fixture(scope="session")
+def big_run(tmp_path_factory) -> Path:
+    from big_run import write_big_run
+
+    return write_big_run(tmp_path_factory.mktemp("report") / "big-run", T0_PROMPTS)
+
+
+@pytest.fixture(scope="session")
+def big_report(big_run, tmp_path_factory):
+    """The 52K run's page, with its size and build time (printed by the test that checks them)."""
+    from selfinstruct.report.page import build_report
+
+    return build_report(big_run, tmp_path_factory.mktemp("report") / "big-report.html")
