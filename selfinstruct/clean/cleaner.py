@@ -110,7 +110,7 @@ class Cleaner:
 
     def check_rules(self, records: Sequence[dict]) -> list[Checked]:
         """The rules alone: pure, so they may run anywhere (see `workers.RuleChecker`)."""
-        return [self.rules.check(record) for record in records]
+        return self.rules.check_many(records)
 
     def decide(self, checked: Sequence[Checked], keys: Sequence[str]) -> list[Verdict]:
         """Duplicates among the records the rules passed, then the verdicts, counted. In order:
@@ -132,7 +132,7 @@ class Cleaner:
             return self.check_many(records, keys)
         if self.stats["seen"]:
             raise RuntimeError("check_all needs a fresh Cleaner: this one has checked records already")
-        checked = [self.rules.check(record) for record in records]
+        checked = self.rules.check_many(records)
         survivors = [i for i, c in enumerate(checked) if c.rejection is None]
         found = find_duplicates(
             [self.settings.text(checked[i].record) for i in survivors],

@@ -39,7 +39,7 @@ def _start_worker(parent_pid: int, preset_path: str, decontaminate: tuple[str, .
 
 
 def _check(records: list[dict]) -> list[Checked]:
-    return [_worker_rules.check(record) for record in records]
+    return _worker_rules.check_many(records)
 
 
 class RuleChecker:
