@@ -226,6 +226,9 @@ def test_not_a_task_rejects_the_embedded_teachers_statements():
         "You build equity in your house.",
         "Cause of the global warming",
         "Pipe A can fill a tank in 6 hours and pipe B can fill it in 3 hours.",
+        # smollm2: accepted by the first version of this rule
+        "You will have four days before the wedding in 4 weeks.",
+        "I am ready to assist and improve upon you in the most appropriate manner of your request.",
     ):
         assert rejects("not_a_task", record(statement)) is not None, statement
 
@@ -247,6 +250,8 @@ def test_not_a_task_keeps_the_ways_people_ask():
         "You are given a Python command and are required to convert it into Ruby.",
         "If you could help me write an email to my friends inviting them to dinner on Friday, it would be greatly appreciated.",
         "The tone of the email should be changed and rewritten in a more professional manner.",
+        "You will need to guide this person through the scenario they have described for the interview.",
+        "Read the given story carefully, and then answer the question in the end.",
         "You can easily make your holidays more eco-friendly by following these simple steps:",
         "Please proofread my cover letter.",
         "Can you suggest a name for my bakery.",
@@ -310,6 +315,7 @@ def test_placeholder_rejects_unfilled_slots():
         "Lorem ipsum dolor sit amet, consectetur adipiscing elit.",
         "def total(items):\n    # TODO: implement\n    pass",
         "Call us at 555-XXX-XXXX.",
+        "{n} of {d}{m{e}} (10% of {}), which is 285,34",  # smollm2
     ):
         assert rejects("placeholder", record("Write a short answer.", "", output)) is not None, output
     # smollm2: a slot left in the input

@@ -9,7 +9,8 @@ apart:
 
 - a *content* slot stands for the answer itself: bracketed words that ask for writing
   ("insert", "describe", "list", "answer", "example", "here"...), several words in angle
-  or curly brackets ("<time-in-days>"), a blank "____"; these are rejected;
+  brackets ("<time-in-days>"), a format field left in prose ("{n} of {d}"), a blank
+  "____"; these are rejected;
 - a *detail* slot stands for a personal detail the instruction did not give (a name, a
   date, a company, an address; "Dear Professor ____,"); these are kept unless
   `detail_slots = true`.
@@ -59,7 +60,7 @@ _DETAIL_BEFORE = re.compile(
 )
 _OUTPUT_ONLY = re.compile(r"\b[Ll]orem [Ii]psum\b|\bTODO\b|\bX{3,}\b")  # not "todo list", "xxx" in a chat
 _MAYBE = re.compile(r"[\[<{]|___|[Ll]orem|TODO|XXX")
-_CODE = re.compile(r"```|\\\w|\bdef |\bfunction\b|\bprint\(|\breturn\b|=|;\s*$|\bimport ", re.MULTILINE)
+_CODE = re.compile(r"`|\\\w|\bf[\"']|\bdef |\bfunction\b|\bprint\(|\breturn\b|=|;\s*$|\bimport ", re.MULTILINE)
 
 
 def _words(label: str) -> list[str]:
@@ -76,10 +77,11 @@ def slot_kind(label: str, bracket: str) -> str | None:
         return "content"
     if any(word in _DETAIL_WORDS for word in words):
         return "detail"
-    # other bracketed words are slots only where brackets do not hold them otherwise: angle or
-    # curly brackets around several words (<time-in-days>, {favourite dish}); one word there
-    # is an HTML tag or a format field, and square brackets hold entities and citations
-    if bracket in "<{" and len(words) > 1:
+    # other bracketed words are slots only where brackets do not hold them otherwise: curly
+    # brackets outside code (a format field left in prose: "{n} of {d}"), angle brackets
+    # around several words (<time-in-days>; one word is an HTML tag); square brackets hold
+    # entities and citations
+    if bracket == "{" or (bracket == "<" and len(words) > 1):
         return "content"
     return None
 

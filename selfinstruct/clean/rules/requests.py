@@ -50,7 +50,7 @@ _REQUEST_PHRASE = re.compile(
     r"|(?:can|could|would|will)\s+you"
     r"|i\s+(?:want|need|would\s+like|'d\s+like|would\s+appreciate|'d\s+appreciate)"
     r"|(?:help|show|tell|teach|give)\s+me"
-    r"|you\s+(?:should|must|need|have\s+to|will\s+(?:need|have|be)|are\s+(?:supposed|to))"
+    r"|you\s+(?:should|must|need|have\s+to|will\s+(?:need|have)\s+to|will\s+be\s+\w+(?:ed|en)\b|are\s+(?:supposed|to))"
     r"|(?:is|are)\s+(?:asked|required|requested|expected|needed)\b"
     r"|we\s+(?:need|want|would\s+like)"
     r"|(?:your|the)\s+(?:task|job|goal|challenge)\s+is"
@@ -59,6 +59,7 @@ _REQUEST_PHRASE = re.compile(
     r"|(?:should|must|needs?\s+to|has\s+to|have\s+to)\s+be\s+\w+(?:ed|en|ne|wn)\b)",
     re.IGNORECASE,
 )
+_LAST_WORD = re.compile(r"([A-Za-z]+)\W*$")
 _INTRODUCES = re.compile(r":[ \t]*(?:\n|$)")  # a line ending with a colon: "Here are some examples:"
 _LABEL = re.compile(r"^\s*(?:question|task|instruction|instructions|prompt|exercise|problem|q)\s*\d*\s*:", re.IGNORECASE)
 
@@ -97,8 +98,14 @@ class NotATask(Rule):
             return None
         if _INTRODUCES.search(text) or _LABEL.match(text):
             return None
-        if not self._verbs.isdisjoint(match.group(1).lower() for match in words):
+        if any(match.group(1).lower() in self._verbs and not self._coordinated(match) for match in words):
             return None
         if _QUESTION_OPENING.search(text) or _REQUEST_PHRASE.search(text):
             return None
         return f"no request in {text[:60]!r}"
+
+    def _coordinated(self, clause: re.Match) -> bool:
+        """A verb joined to the verb before it ("I am ready to assist and improve") continues
+        a statement; after anything else ("Solving the equation and find X") it opens a clause."""
+        before = _LAST_WORD.search(clause.string, 0, clause.start())
+        return clause.group(0).lstrip()[:1].isalpha() and before is not None and before.group(1).lower() in self._verbs
