@@ -226,9 +226,11 @@ def test_not_a_task_rejects_the_embedded_teachers_statements():
         "You build equity in your house.",
         "Cause of the global warming",
         "Pipe A can fill a tank in 6 hours and pipe B can fill it in 3 hours.",
-        # smollm2: accepted by the first version of this rule
+        # smollm2: accepted by the first versions of this rule
         "You will have four days before the wedding in 4 weeks.",
         "I am ready to assist and improve upon you in the most appropriate manner of your request.",
+        "I am going on a trip to London and I want to see famous landmarks.",
+        "A question is required for every task.",
     ):
         assert rejects("not_a_task", record(statement)) is not None, statement
 
@@ -248,6 +250,7 @@ def test_not_a_task_keeps_the_ways_people_ask():
         "Solving the equation and find the value of X. Show your steps.",
         "Fact checking - tell me if the statement is true, false, or unknown, based on your knowledge and common sense.",
         "You are given a Python command and are required to convert it into Ruby.",
+        "You are provided with a description of the code, specifications, or prompts. Your help is needed in automating code generation to speed up the development process.",
         "If you could help me write an email to my friends inviting them to dinner on Friday, it would be greatly appreciated.",
         "The tone of the email should be changed and rewritten in a more professional manner.",
         "You will need to guide this person through the scenario they have described for the interview.",

@@ -48,10 +48,11 @@ _QUESTION_OPENING = re.compile(
 _REQUEST_PHRASE = re.compile(
     r"\b(?:please|kindly|let's|let\s+us"
     r"|(?:can|could|would|will)\s+you"
-    r"|i\s+(?:want|need|would\s+like|'d\s+like|would\s+appreciate|'d\s+appreciate)"
+    r"|i\s+(?:want|need|would\s+like|'d\s+like)\s+(?:you|a|an|some|help|ideas|advice|suggestions)\b"
+    r"|i\s+(?:would|'d)\s+appreciate"
     r"|(?:help|show|tell|teach|give)\s+me"
     r"|you\s+(?:should|must|need|have\s+to|will\s+(?:need|have)\s+to|will\s+be\s+\w+(?:ed|en)\b|are\s+(?:supposed|to))"
-    r"|(?:is|are)\s+(?:asked|required|requested|expected|needed)\b"
+    r"|(?:is|are)\s+(?:asked|required|requested|expected)\s+to\b|help\s+is\s+needed"
     r"|we\s+(?:need|want|would\s+like)"
     r"|(?:your|the)\s+(?:task|job|goal|challenge)\s+is"
     r"|(?:would|will)\s+be\s+(?:great|helpful|nice|appreciated|greatly\s+appreciated)"
