@@ -42,9 +42,9 @@ OPENINGS = [
 
 class TaskMaker:
     """Tasks shaped like Alpaca's: an instruction of about 12 words after a common opening, an
-    input in 40% of them, an output of 20-80 words, all drawn with the word frequencies of the
-    real T0 prompts; 5% are light edits of an earlier task (teachers repeat themselves), so the
-    near-duplicate check has real work to do."""
+    input in 40% of them, an output of 20-80 words opening with two words of its instruction,
+    all drawn with the word frequencies of the real T0 prompts; 5% are light edits of an
+    earlier task (teachers repeat themselves), so the near-duplicate check has real work to do."""
 
     def __init__(self, seed: int):
         self.rng = random.Random(seed)
@@ -69,10 +69,13 @@ class TaskMaker:
                 words[self.rng.randrange(len(words))] = self.rng.choice(self.words)
             task = {**earlier, "instruction": " ".join(words) + "."}
         else:
+            opening, topic = self.rng.choice(OPENINGS), self._words(4, 20)
             task = {
-                "instruction": f"{self.rng.choice(OPENINGS)} {self._words(4, 20)}.",
+                "instruction": f"{opening} {topic}.",
                 "input": f"{self._words(10, 40).capitalize()}." if self.rng.random() < 0.4 else "",
-                "output": f"{self._words(20, 80).capitalize()}.",
+                # an answer speaks of what it was asked: the instruction's two longest words
+                # open it (else nearly every output would be off topic to the default preset)
+                "output": f"{' '.join([*sorted(topic.split(), key=len)[-2:], self._words(20, 80)]).capitalize()}.",
             }
         self.made.append(task)
         return task

@@ -11,10 +11,11 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SEED_TASKS = SHARED / "self-instruct" / "seed_tasks.jsonl"
 USER_ORIENTED = SHARED / "self-instruct" / "user_oriented_instructions.jsonl"
 T0_PROMPTS = SHARED / "t0_prompts_50k.jsonl.gz"
+GSM8K = SHARED / "gsm8k" / "train.jsonl"
 
 
 def pytest_sessionstart(session):
-    missing = [p for p in (SEED_TASKS, USER_ORIENTED, T0_PROMPTS) if not p.exists()]
+    missing = [p for p in (SEED_TASKS, USER_ORIENTED, T0_PROMPTS, GSM8K) if not p.exists()]
     if missing:
         raise pytest.UsageError(f"shared data missing (expected ../shared/ beside the checkout): {missing}")
 

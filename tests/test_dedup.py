@@ -1,5 +1,6 @@
 """Duplicate removal: Alpaca's ROUGE-L numbers, datasketch's MinHashes, and the same
-decisions from the one-at-a-time index and the whole-dataset path."""
+decisions from the one-at-a-time index and the whole-dataset path, with MinHash or with
+sentence embeddings."""
 
 from __future__ import annotations
 
@@ -14,9 +15,19 @@ from conftest import T0_PROMPTS
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 from rouge_score import rouge_scorer
 
-from selfinstruct.clean.dedup import EXACT_DUPLICATE, NEAR_DUPLICATE, DedupSettings, Duplicate, DuplicateIndex, find_duplicates
+from selfinstruct.clean import Cleaner, load_preset
+from selfinstruct.clean.dedup import (
+    EXACT_DUPLICATE,
+    NEAR_DUPLICATE,
+    DedupSettings,
+    Duplicate,
+    DuplicateIndex,
+    SemanticIndex,
+    find_duplicates,
+)
 from selfinstruct.clean.dedup.minhash import MinHasher, shingle_hash
 from selfinstruct.clean.dedup.rouge import Vocabulary, exact_key, exceeds, rouge_l, tokenize
+from selfinstruct.errors import SettingError
 from selfinstruct.records import read_records
 
 T0 = T0_PROMPTS
@@ -184,4 +195,57 @@ def test_settings_reject_more_bands_than_permutations():
         DedupSettings(num_perm=64, bands=32, rows=4)
 
 
+# ---------------------------------------------------------------- semantic near-duplicates
 
+SEMANTIC = DedupSettings(method="embedding")
+
+
+def test_semantic_index_keeps_first_and_catches_what_rouge_misses():
+    index = SemanticIndex(SEMANTIC)
+    index.add([("seed_0", "Give three tips for staying healthy.")])
+    assert index.check("a", "Give three tips for staying healthy!") == Duplicate(EXACT_DUPLICATE, "seed_0")
+    reworded = "How can I stay healthy? Give three tips."  # ROUGE-L 0.43: not a duplicate for Alpaca
+    assert rouge_l(tokenize(reworded), tokenize("Give three tips for staying healthy.")) < 0.7
+    assert DuplicateIndex(DedupSettings()).check("x", reworded) is None
+    assert index.check("b", reworded) == Duplicate(NEAR_DUPLICATE, "seed_0")
+    assert index.check("c", "Describe the water cycle to a ten year old.") is None
+    assert index.check("d", "Write a haiku about the sea at night.") is None
+    assert index.check("c", "Describe the water cycle to a ten year old.") is None  # a resumed run's replay
+    assert len(index) == 3  # seed_0, c, d
+
+
+def test_semantic_paths_decide_alike():
+    """find_duplicates (all at once, blocks of cosines) == SemanticIndex one by one, in
+    batches, and restored half way, on real T0 prompts with seed texts as reference."""
+    seeds = seed_instructions()[:30]
+    texts = t0_prompts(1200) + seeds[:5] + [s.upper() for s in seeds[5:10]]
+    settings = DedupSettings(method="embedding", cosine_threshold=0.97)
+    found = find_duplicates(texts, settings, reference=seeds)
+    index = SemanticIndex(settings)
+    index.add([(f"s{i}", seed) for i, seed in enumerate(seeds)])
+    one_by_one = [index.check(str(i), text) for i, text in enumerate(texts)]
+    assert [d if d is None else Duplicate(d.reason, f"s{-1 - d.of}" if d.of < 0 else str(d.of)) for d in found] == one_by_one
+    assert {d.reason for d in one_by_one if d} == {EXACT_DUPLICATE, NEAR_DUPLICATE}
+
+    batched = SemanticIndex(settings)
+    batched.add([(f"s{i}", seed) for i, seed in enumerate(seeds)])
+    half = len(texts) // 2
+    assert [d for start in range(0, half, 20) for d in batched.check_many([(str(i), texts[i]) for i in range(start, min(start + 20, half))])] == one_by_one[:half]
+    restored = SemanticIndex(settings)
+    restored.add([(f"s{i}", seed) for i, seed in enumerate(seeds)])
+    restored.restore(
+        [(str(i), texts[i]) for i in range(half) if one_by_one[i] is None],
+        [(str(i), texts[i]) for i in range(half) if one_by_one[i] is not None and one_by_one[i].reason == NEAR_DUPLICATE],
+    )
+    assert restored.check_many([(str(i), texts[i]) for i in range(half, len(texts))]) == one_by_one[half:]
+
+
+def test_semantic_method_from_a_preset_and_not_with_a_shared_index(tmp_path):
+    (tmp_path / "semantic.toml").write_text('[dedup]\nmethod = "embedding"\ncosine_threshold = 0.9\n')
+    preset = load_preset(str(tmp_path / "semantic.toml"))
+    cleaner = Cleaner(preset)
+    first, second = ({"instruction": text, "input": "", "output": "ok"} for text in ("Give three tips for staying healthy.", "Give 3 tips to stay healthy."))
+    assert cleaner.check(first, "a").kept
+    assert cleaner.check(second, "b").duplicate_of == "a"
+    with pytest.raises(SettingError, match="method = 'embedding' keeps its index in memory"):
+        Cleaner(preset, lsh_storage="redis://127.0.0.1:6379")

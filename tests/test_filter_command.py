@@ -32,7 +32,7 @@ TEACHER_RECORDS = [
     {"instruction": "What is the world's biggest continent?", "input": "N/A", "output": "Asia is."},
     {"instruction": "Is there anything on the other side of the world?", "input": "The United States", "output": "USA"},
 ]  # fmt: skip
-EXPECTED_REASONS = ["truncated", "empty_output", None, "empty_output", "teacher_artefact", None, "exact_duplicate", "near_duplicate", None]
+EXPECTED_REASONS = ["truncated", "empty_output", "not_a_task", "empty_output", "teacher_artefact", None, "exact_duplicate", "near_duplicate", None]
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -49,9 +49,9 @@ def test_filter_an_alpaca_json_file_without_ids(tmp_path):
     src.write_text(json.dumps(TEACHER_RECORDS, indent=1))
     result = CliRunner().invoke(main, ["filter", str(src), "--out", str(tmp_path / "clean")])
     assert result.exit_code == 0, result.output
-    assert "kept 3 of 9 records" in result.output
+    assert "kept 2 of 9 records" in result.output
     kept, rejected = read(tmp_path / "clean" / "data.jsonl"), read(tmp_path / "clean" / "rejected.jsonl")
-    assert [r["instruction"] for r in kept] == [TEACHER_RECORDS[i]["instruction"] for i in (2, 5, 8)]
+    assert [r["instruction"] for r in kept] == [TEACHER_RECORDS[i]["instruction"] for i in (5, 8)]
     assert [r["reason"] for r in rejected] == [r for r in EXPECTED_REASONS if r]
     duplicates = {r["reason"]: r["duplicate_of"] for r in rejected if "duplicate_of" in r}
     assert duplicates == {"exact_duplicate": 5, "near_duplicate": 5}  # positions in the input
@@ -84,7 +84,7 @@ def test_other_input_formats(tmp_path, shape):
         src = tmp_path / "saved"
         datasets.Dataset.from_list(rows).save_to_disk(str(src))
     result = clean_dataset(src, tmp_path / "out")
-    assert result.stats["kept"] == 3
+    assert result.stats["kept"] == 2
     assert [r["reason"] for r in read(tmp_path / "out" / "rejected.jsonl")] == [r for r in EXPECTED_REASONS if r]
 
 
@@ -147,4 +147,4 @@ def test_bootstrap_loop_applies_the_preset(tmp_path):
     replayed(out, GenerateConfig())
     rejected = read(out / "rejected.jsonl")
     assert [r["reason"] for r in rejected] == [r for r in EXPECTED_REASONS if r]
-    assert [r["input"] for r in read(out / "data.jsonl")] == ["", "Africa", "The United States"]
+    assert [r["input"] for r in read(out / "data.jsonl")] == ["Africa", "The United States"]

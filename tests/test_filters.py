@@ -2,20 +2,23 @@
 
 The bad records are copied from the embedded teacher's answers (SmolLM2-135M through
 `selfinstruct generate`, marked "smollm2") or from Stanford Alpaca's released data; the
-good ones are the 175 shipped seed tasks and the 252 user-oriented eval tasks.
+good ones come from the 208 bundled seed tasks, self-instruct's 175 seeds and 252
+user-oriented eval tasks, and GSM8K.
 """
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
-from conftest import USER_ORIENTED
+from conftest import GSM8K, SEED_TASKS, USER_ORIENTED
 
 from selfinstruct.clean import load_preset
 from selfinstruct.clean.rules import RULES, RuleSet
+from selfinstruct.clean.rules.topic import content_words
 from selfinstruct.errors import SelfInstructError
-from selfinstruct.records import read_records
+from selfinstruct.records import read_jsonl, read_records
 from selfinstruct.stats import cleaning_summary
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,18 +216,203 @@ def test_token_length():
     assert rejects("token_length", record()) is None
 
 
+# ---------------------------------------------------------------- not a task
+
+
+def test_not_a_task_rejects_the_embedded_teachers_statements():
+    for statement in (  # smollm2: accepted by the default preset before this rule
+        "In a room of any size you can fit anything.",
+        "It is possible to create a new travel date with the input time range of 24 days.",
+        "You build equity in your house.",
+        "Cause of the global warming",
+        "Pipe A can fill a tank in 6 hours and pipe B can fill it in 3 hours.",
+        # smollm2: accepted by the first versions of this rule
+        "You will have four days before the wedding in 4 weeks.",
+        "I am ready to assist and improve upon you in the most appropriate manner of your request.",
+        "I am going on a trip to London and I want to see famous landmarks.",
+        "A question is required for every task.",
+    ):
+        assert rejects("not_a_task", record(statement)) is not None, statement
+
+
+def test_not_a_task_keeps_the_ways_people_ask():
+    for request in (
+        "Rewrite the sentence in passive voice.",
+        "What emotion does the speaker express: joy, anger, sadness, fear, or surprise?",
+        # a statement followed by a real question or order (bundled seeds, GSM8K)
+        "The streets are wet this morning, but it did not rain. Give two plausible explanations.",
+        "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?",
+        "Tommy has 10 more sheets than Jimmy does. If Jimmy has 32 sheets, how many more sheets will Jimmy have than Tommy if his friend Ashton gives him 40 sheets.",
+        "A pen costs $9 more than a pencil. If a pencil costs $2, find the total cost of both items.",
+        # self-instruct's seeds and user-oriented tasks
+        "Given a sentence, detect if there is any potential stereotype in it.",
+        "Converting 85 F to Celsius.",
+        "Solving the equation and find the value of X. Show your steps.",
+        "Fact checking - tell me if the statement is true, false, or unknown, based on your knowledge and common sense.",
+        "You are given a Python command and are required to convert it into Ruby.",
+        "You are provided with a description of the code, specifications, or prompts. Your help is needed in automating code generation to speed up the development process.",
+        "If you could help me write an email to my friends inviting them to dinner on Friday, it would be greatly appreciated.",
+        "The tone of the email should be changed and rewritten in a more professional manner.",
+        "You will need to guide this person through the scenario they have described for the interview.",
+        "Read the given story carefully, and then answer the question in the end.",
+        "You can easily make your holidays more eco-friendly by following these simple steps:",
+        "Please proofread my cover letter.",
+        "Can you suggest a name for my bakery.",
+    ):
+        assert rejects("not_a_task", record(request)) is None, request
+
+
+def test_not_a_task_verbs_file_beside_a_users_preset(tmp_path):
+    (tmp_path / "verbs.txt").write_text("# my verbs\nponder\n")
+    (tmp_path / "mine.toml").write_text('[rules.not_a_task]\nverbs_file = "verbs.txt"\n')
+    mine = RuleSet(load_preset(str(tmp_path / "mine.toml")).rules)
+    assert mine.check(record("Ponder the meaning of a quiet morning.")).rejection is None
+    assert rejects("not_a_task", record("Ponder the meaning of a quiet morning.")) is not None  # not a shipped verb
+
+
+# ---------------------------------------------------------------- needs the web
+
+
+def test_needs_web_rejects_content_the_model_cannot_see():
+    # made for this test in the shape of the records AlpacaDataCleaned removed by hand
+    for unseen in (
+        record("Summarize the article at https://www.bbc.com/news/science-environment-56837908."),
+        record("Watch this video and list the main points.", "https://youtu.be/dQw4w9WgXcQ"),
+        record("Based on the attached file, write a summary of last quarter's sales."),
+        record("Describe the content of the following website.", "www.python.org"),
+        record("Summarize this article: https://example.com/a"),
+        record("Summarize the following article."),  # nothing follows
+    ):
+        assert rejects("needs_web", unseen) is not None, unseen
+
+
+def test_needs_web_keeps_tasks_whose_content_is_there():
+    article = "Scientists said on Tuesday that a new species of frog was found in the rainforest of Peru. Source: https://example.com/frogs"
+    for seen in (
+        record("Summarize the following article.", article),
+        record("Extract the domain name from the URL.", "https://www.example.com/path?q=1"),  # the URL is the text
+        record("Convert this link to a Markdown hyperlink.", "https://example.com"),
+        record("Write a blog post about hiking."),
+        # bundled seed: a link inside the email to judge
+        record(
+            "Does this email look like a phishing attempt? Reply with phishing or legitimate.",
+            "Subject: Account suspended!\nYour PayPaI account has been locked. Verify your identity within 24 hours at http://paypai-secure-login.co or it will be closed.",
+        ),
+        # T0 (ag_news): the article comes first, the reference after it
+        record("Carlyle Looks Toward Commercial Aerospace (Reuters) Reuters - Private investment firm Carlyle Group has quietly placed its bets on another part of the market.\nWhat label best describes this news article?"),
+        # user-oriented: the tweet is the input
+        record("Assess the sentiment of the given tweet and categorize it as Positive, Negative, or Neutral.", '"This is the best cheat-sheet paper that I\'ve found in a LONG time."'),
+    ):
+        assert rejects("needs_web", seen) is None, seen
+
+
+# ---------------------------------------------------------------- placeholders
+
+
+def test_placeholder_rejects_unfilled_slots():
+    for output in (
+        "Dear Sir,\nThe answer is [Insert answer here].",
+        "Here are three tips: <insert tips here>",
+        "Maria is a chef who loves {your favourite dish}.",
+        "The capital of Peru is ____.",
+        "Lorem ipsum dolor sit amet, consectetur adipiscing elit.",
+        "def total(items):\n    # TODO: implement\n    pass",
+        "Call us at 555-XXX-XXXX.",
+        "{n} of {d}{m{e}} (10% of {}), which is 285,34",  # smollm2
+    ):
+        assert rejects("placeholder", record("Write a short answer.", "", output)) is not None, output
+    # smollm2: a slot left in the input
+    assert rejects("placeholder", record("Set your travel dates in 2 days.", "<time-in-days>", "setTravelDate(8)")) == "input has '<time-in-days>'"
+
+
+def test_placeholder_keeps_slots_that_were_asked_for_or_given():
+    keeps = (
+        record("Write an email template with placeholders for the name.", "", "Dear [Name],\n[Insert message here]"),
+        record("Fill in the blank with a word or phrase.", "The Houston Rockets are an American professional ___ team.", "basketball"),
+        record("Replace the <mask> token in the text with proper words.", "The <mask> sat on the mat.", "The <mask> is a cat."),
+        record("Write a Python function that greets a user.", "", 'def greet(name):\n    print(f"Hello {name}")'),
+        record("Give a regular expression for lowercase words.", "", "[a-z]+"),
+        record("Link the entities to Wikipedia.", "[Naruto] is a manga.", "[Naruto](https://en.wikipedia.org/wiki/Naruto)"),
+        record("Write a short to-do list for moving house.", "", "My todo list: pack, label, clean."),
+        record("Convert the year 1987 into Roman numerals.", "", "MCMLXXXVII"),  # bundled seed
+        # personal details the instruction did not give (self-instruct's own answers do this)
+        record("Write an email to attendees as a reminder that the event is coming up.", "", "Dear [name],\nSee you on [date and time] at [location].\nBest,\n[Your Name]"),
+        record("Write a recommendation letter given the student's achievement.", "GPA 3.8", "Dear Professor ____,\nI recommend Jane."),
+    )
+    for kept in keeps:
+        assert rejects("placeholder", kept) is None, kept
+    assert rejects("placeholder", keeps[-2], detail_slots=True) == "output has '[name]'"
+
+
+# ---------------------------------------------------------------- off-topic output
+
+def task(path: Path, instruction_starts: str) -> dict:
+    """The first record of a real task set whose instruction starts so."""
+    return next(r for r in read_records(path) if r["instruction"].startswith(instruction_starts))
+
+
+def test_off_topic_output_rejects_another_tasks_answer():
+    # a teacher that lost track: each of these seeds with the answer of the next one
+    seeds = ROOT / "seeds" / "seed_tasks.jsonl"
+    for asked, answered in (("Why does water boil", "What rule decides"), ("How does a rainbow form", "What is the placebo effect")):
+        moved = {**task(seeds, asked), "output": task(seeds, answered)["output"]}
+        detail = rejects("off_topic_output", moved)
+        assert detail is not None and detail.startswith("no shared word, cosine -"), asked
+
+
+def test_off_topic_output_keeps_real_answers():
+    water = task(ROOT / "seeds" / "seed_tasks.jsonl", "Why does water boil")
+    assert rejects("off_topic_output", water) is None
+    assert rejects("off_topic_output", {**water, "output": "At about 90 C."}) is None  # too short to judge
+    # no word in common, and the static embedding still sees the topic
+    names = task(EVAL, "Suggest some names for a friendly group in telegram")
+    assert content_words(names["instruction"]).isdisjoint(content_words(names["output"]))
+    assert rejects("off_topic_output", names) is None
+
+
+def test_rules_decide_in_batches_as_one_by_one(good_records):
+    rules = RuleSet(load_preset("default").rules)
+    moved = [{**r, "output": good_records[(i + 7) % len(good_records)]["output"]} for i, r in enumerate(good_records[:120])]
+    mixed = [*good_records[:120], *moved, record("In a room of any size you can fit anything."), record(input="<noinput>")]
+    one_by_one = [rules.check(r) for r in mixed]
+    assert rules.check_many(mixed) == one_by_one
+    assert sum(c.rejection is not None and c.rejection.rule == "off_topic_output" for c in one_by_one) >= 10
+
+
 # ---------------------------------------------------------------- presets
 
 
-def test_default_preset_keeps_the_human_written_tasks(good_records):
-    """False positives on good data: the seeds all pass; of the 252 eval tasks only
-    Alpaca's own rules (blacklist, 4 words) and one instruction that really ends with
-    a comma are rejected."""
+def first_instances(path: Path) -> list[dict]:
+    """One record per task, its first instance (as Alpaca samples seeds)."""
+    firsts = {}
+    for r in read_records(path):
+        firsts.setdefault(r["id"], r)
+    return list(firsts.values())
+
+
+@pytest.fixture(scope="module")
+def human_sets() -> dict[str, list[dict]]:
+    """The calibration sets of filters/README.md."""
+    gsm = [r for _, r in read_jsonl(GSM8K)]
+    return {
+        "bundled seeds": first_instances(ROOT / "seeds" / "seed_tasks.jsonl"),
+        "self-instruct seeds": first_instances(SEED_TASKS),
+        "user-oriented": first_instances(EVAL),
+        "gsm8k sample": [gsm[i] for i in sorted(random.Random(0).sample(range(len(gsm)), 1000))],
+    }
+
+
+def test_default_preset_keeps_the_human_written_tasks(human_sets):
+    """False rejects on real good data (filters/README.md has the figures): the whole preset
+    rejects at most 5% of each set, mostly by Alpaca's own rules (the blacklist drops "map",
+    "file", "video"...); the request, web and placeholder rules reject none of the 1,635
+    records, the off-topic rule at most 1.2% of a set."""
     rules = RuleSet(load_preset("default").rules)
-    rejected = [(r["instruction"], rules.check(r).rejection) for r in good_records]
-    reasons = {rejection.rule for _, rejection in rejected if rejection}
-    assert reasons <= {"blacklist", "instruction_words", "truncated"}
-    assert sum(1 for _, rejection in rejected if rejection and rejection.rule == "truncated") <= 1
+    for name, records in human_sets.items():
+        reasons = [c.rejection.rule for c in rules.check_many(records) if c.rejection]
+        assert len(reasons) <= 0.05 * len(records), (name, reasons)
+        assert not {"not_a_task", "needs_web", "placeholder"} & set(reasons), (name, reasons)
+        assert reasons.count("off_topic_output") <= 0.012 * len(records), (name, reasons)
 
 
 def test_shipped_presets():

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..stats import Stats
-from .dedup import NEAR_DUPLICATE, Duplicate, DuplicateIndex, find_duplicates, open_store
+from .dedup import NEAR_DUPLICATE, Duplicate, DuplicateIndex, SemanticIndex, check_storage, find_duplicates, open_index
 from .presets import Preset
 from .rules import Checked, Rejection, Rule, RuleSet
 from .rules.contamination import Contaminated
@@ -73,18 +73,19 @@ class Cleaner:
         self.rules = RuleSet(with_benchmarks(preset.rules, self.decontaminate))
         self.stats = Stats()
         self.settings = preset.dedup
+        check_storage(self.settings, lsh_storage)  # before a run pays for any request
         self.reference = list(reference)
         self.lsh_storage = lsh_storage
         self.namespace = namespace
-        self._index: DuplicateIndex | None = None
+        self._index: DuplicateIndex | SemanticIndex | None = None
         self._restored: tuple[Sequence[dict], Sequence[dict]] = ((), ())
 
     @property
-    def dedup(self) -> DuplicateIndex | None:
+    def dedup(self) -> DuplicateIndex | SemanticIndex | None:
         """The duplicate index, built at first use: a resumed run that has nothing left to do
         never pays for it."""
         if self._index is None and self.settings.enabled:
-            self._index = DuplicateIndex(self.settings, open_store(self.lsh_storage, self.settings), self.namespace)
+            self._index = open_index(self.settings, self.lsh_storage, self.namespace)
             self._index.add([(item["id"], self.settings.text(item)) for item in self.reference])
             kept, rejected = self._restored
             if not self.shared_index:  # a shared index already holds them
@@ -110,7 +111,7 @@ class Cleaner:
 
     def check_rules(self, records: Sequence[dict]) -> list[Checked]:
         """The rules alone: pure, so they may run anywhere (see `workers.RuleChecker`)."""
-        return [self.rules.check(record) for record in records]
+        return self.rules.check_many(records)
 
     def decide(self, checked: Sequence[Checked], keys: Sequence[str]) -> list[Verdict]:
         """Duplicates among the records the rules passed, then the verdicts, counted. In order:
@@ -132,7 +133,7 @@ class Cleaner:
             return self.check_many(records, keys)
         if self.stats["seen"]:
             raise RuntimeError("check_all needs a fresh Cleaner: this one has checked records already")
-        checked = [self.rules.check(record) for record in records]
+        checked = self.rules.check_many(records)
         survivors = [i for i, c in enumerate(checked) if c.rejection is None]
         found = find_duplicates(
             [self.settings.text(checked[i].record) for i in survivors],

@@ -37,7 +37,7 @@ def _start_worker(parent_pid: int, rules: list[tuple[str, dict]]) -> None:
 
 
 def _check(records: list[dict]) -> list[Checked]:
-    return [_worker_rules.check(record) for record in records]
+    return _worker_rules.check_many(records)
 
 
 class RuleChecker:

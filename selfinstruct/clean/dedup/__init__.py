@@ -19,6 +19,10 @@ proposing candidates. Such buckets form on short texts whose band minima all fal
 stopwords ("the", "a", "of"): in a million short instructions a few hundred of them
 would otherwise propose most of the candidates, almost none of them duplicates.
 
+`method = "embedding"` in the settings replaces MinHash + ROUGE-L with the cosine of
+sentence embeddings (semantic.py: paraphrases that share few words), with the same
+keep-first decisions; `open_index` gives the index the settings ask for.
+
 Two ways to run the same decisions:
 - `DuplicateIndex.check`: one text at a time (the bootstrap loop; several workers
   sharing an index in Redis), on datasketch's `MinHashLSH` and its storage;
@@ -31,13 +35,30 @@ Two ways to run the same decisions:
     index.check("c", "Give me three tips for staying healthy.")     -> Duplicate("near_duplicate", "a")
 """
 
+from ...errors import SettingError
 from .bulk import find_duplicates
 from .index import EXACT_DUPLICATE, NEAR_DUPLICATE, Duplicate, DuplicateIndex
 from .rouge import exact_key, rouge_l, tokenize
+from .semantic import SemanticIndex, find_semantic_duplicates
 from .settings import DedupSettings
 from .store import IndexStore, MemoryStore, open_store
 
+
+def check_storage(settings: DedupSettings, lsh_storage: str | None) -> None:
+    if settings.method == "embedding" and lsh_storage is not None:
+        raise SettingError("{lsh_storage} shares a MinHash index; the preset's [dedup] method = 'embedding' keeps its index in memory", "lsh_storage")
+
+
+def open_index(settings: DedupSettings, lsh_storage: str | None = None, namespace: str = "") -> DuplicateIndex | SemanticIndex:
+    """The one-at-a-time index for `settings`: MinHash (in memory or Redis) or embeddings."""
+    check_storage(settings, lsh_storage)
+    if settings.method == "embedding":
+        return SemanticIndex(settings, namespace)
+    return DuplicateIndex(settings, open_store(lsh_storage, settings), namespace)
+
+
 __all__ = [
     "EXACT_DUPLICATE", "NEAR_DUPLICATE", "DedupSettings", "Duplicate", "DuplicateIndex", "IndexStore",
-    "MemoryStore", "exact_key", "find_duplicates", "open_store", "rouge_l", "tokenize",
+    "MemoryStore", "SemanticIndex", "check_storage", "exact_key", "find_duplicates", "find_semantic_duplicates", "open_index",
+    "open_store", "rouge_l", "tokenize",
 ]  # fmt: skip

@@ -10,6 +10,7 @@ import numpy as np
 from .index import EXACT_DUPLICATE, NEAR_DUPLICATE, Duplicate, first_duplicate
 from .minhash import MinHasher, band_keys, sketch
 from .rouge import Vocabulary, exact_key, tokenize
+from .semantic import find_semantic_duplicates
 from .settings import DedupSettings
 
 
@@ -19,7 +20,9 @@ def find_duplicates(texts: Sequence[str], settings: DedupSettings, reference: Se
     `reference` texts are indexed first and never judged; a duplicate of one has
     `of = -1 - its position in reference`. The decisions equal those of `check` called
     on the texts in order; the MinHashes and band buckets are computed by numpy for all
-    texts together (see `_keep_first`)."""
+    texts together (see `_keep_first`). With `method = "embedding"`, see semantic.py."""
+    if settings.method == "embedding":
+        return find_semantic_duplicates(texts, settings, reference)
     all_texts = [*reference, *texts]
     fixed = len(reference)
     vocabulary = Vocabulary()

@@ -6,6 +6,10 @@
     artefacts.py      refusals and the teacher speaking of itself
     degenerate.py     repetition loops and token-length bounds
     language.py       the language of the instruction (py3langid)
+    requests.py       an instruction that states instead of asking
+    unseen.py         tasks about a web page, video or file the model cannot see
+    placeholders.py   unfilled template slots ("[Insert answer here]", "____", TODO)
+    topic.py          an output that answers another instruction (sentence embeddings)
     contamination.py  n-gram overlap with benchmark prompts
     reasoning.py      reasoning traces: cut off, no final answer, language mixing, loops
     verify.py         final answers checked against reference answers (math-verify)
@@ -14,7 +18,21 @@
 Importing this package registers every rule, so presets can name them.
 """
 
-from . import alpaca, artefacts, contamination, degenerate, language, output, reasoning, score, verify  # noqa: F401  (registers the rules)
+from . import (  # noqa: F401  (registers the rules)
+    alpaca,
+    artefacts,
+    contamination,
+    degenerate,
+    language,
+    output,
+    placeholders,
+    reasoning,
+    requests,
+    score,
+    topic,
+    unseen,
+    verify,
+)
 from .base import RULES, Checked, Rejection, Rule, RuleSet
 
 __all__ = ["RULES", "Checked", "Rejection", "Rule", "RuleSet"]

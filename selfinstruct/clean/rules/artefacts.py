@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
-from ...resources import data_dir
-from .base import Rule
+from .base import Rule, filter_file, read_lines
 
 # Curly quotes and runs of spaces should not hide a phrase.
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
@@ -44,11 +43,6 @@ def phrase_trie(phrases: list[list[str]]) -> str:
     return branch(trie)
 
 
-def read_phrases(path: Path) -> list[str]:
-    lines = (line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines())
-    return [line for line in lines if line]
-
-
 class TeacherArtefacts(Rule):
     name = "teacher_artefact"
     reason = "a refusal or the teacher speaking of itself ('As an AI language model', 'trained by OpenAI')"
@@ -56,18 +50,10 @@ class TeacherArtefacts(Rule):
     fields: tuple[str, ...] = ("instruction", "input", "output")
     _pattern: re.Pattern = PrivateAttr()
 
-    @field_validator("phrases_file")
-    @classmethod
-    def _resolve(cls, path: Path, info: ValidationInfo) -> Path:
-        """Relative to the preset's folder, else among the shipped filter files."""
-        preset_dir = (info.context or {}).get("preset_dir")
-        for candidate in ([preset_dir / path] if preset_dir and not path.is_absolute() else []) + [data_dir("filters") / path]:
-            if candidate.is_file():
-                return candidate
-        raise ValueError(f"phrase file {path} not found (looked beside the preset and in {data_dir('filters')})")
+    _resolve = field_validator("phrases_file")(filter_file)
 
     def model_post_init(self, _context) -> None:
-        phrases = [phrase.translate(_APOSTROPHES).lower().split() for phrase in read_phrases(self.phrases_file)]
+        phrases = [phrase.translate(_APOSTROPHES).lower().split() for phrase in read_lines(self.phrases_file)]
         self._pattern = re.compile(r"\b" + phrase_trie(phrases) + r"\b", re.IGNORECASE)
 
     def check(self, record):

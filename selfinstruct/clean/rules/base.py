@@ -15,15 +15,23 @@ detail saying why it fails:
 A rule may also repair a record before it is checked (`fix` returns the repaired copy),
 e.g. a "<noinput>" left in the input becomes an empty input; repairs are counted too.
 
+A rule that is cheaper on many records at once (one call to an embedding model rather
+than one per record) overrides `check_many`; `RuleSet.check_many` hands each rule all
+the records still standing, and decides exactly as `check` on each record would.
+
 Subclasses register themselves by `name`, so presets refer to rules by that name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo
+
+from ...resources import data_dir
 
 RULES: dict[str, type["Rule"]] = {}
 
@@ -42,9 +50,29 @@ class Rule(BaseModel):
     def check(self, record: dict) -> str | None:
         raise NotImplementedError
 
+    def check_many(self, records: Sequence[dict]) -> list[str | None]:
+        """`check` on each record."""
+        return [self.check(record) for record in records]
+
     def fix(self, record: dict) -> dict | None:
         """A repaired copy of `record`, or None when there is nothing to repair."""
         return None
+
+
+def filter_file(path: Path, info: ValidationInfo) -> Path:
+    """A rule's word or phrase list: relative to the preset's folder, else among the shipped
+    filter files (a validator: `field_validator("phrases_file")(filter_file)`)."""
+    preset_dir = (info.context or {}).get("preset_dir")
+    for candidate in ([preset_dir / path] if preset_dir and not path.is_absolute() else []) + [data_dir("filters") / path]:
+        if candidate.is_file():
+            return candidate
+    raise ValueError(f"file {path} not found (looked beside the preset and in {data_dir('filters')})")
+
+
+def read_lines(path: Path) -> list[str]:
+    """The entries of a list file: one a line, '#' starts a comment."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line]
 
 
 @dataclass
@@ -68,12 +96,26 @@ class RuleSet:
         self._repairs = [type(rule).fix is not Rule.fix for rule in rules]  # most rules never repair
 
     def check(self, record: dict) -> Checked:
-        fixed = []
+        return self.check_many([record])[0]
+
+    def check_many(self, records: Sequence[dict]) -> list[Checked]:
+        """`check` on each record, rule by rule: each rule sees at once the records that
+        passed the rules before it, repaired."""
+        records = list(records)
+        fixed: list[list[str]] = [[] for _ in records]
+        rejections: list[Rejection | None] = [None] * len(records)
+        standing = list(range(len(records)))
         for rule, repairs in zip(self.rules, self._repairs):
-            if repairs and (repaired := rule.fix(record)) is not None:
-                record = repaired
-                fixed.append(rule.name)
-            detail = rule.check(record)
-            if detail is not None:
-                return Checked(record, Rejection(rule.name, detail), fixed)
-        return Checked(record, None, fixed)
+            if not standing:
+                break
+            if repairs:
+                for i in standing:
+                    if (repaired := rule.fix(records[i])) is not None:
+                        records[i] = repaired
+                        fixed[i].append(rule.name)
+            details = rule.check_many([records[i] for i in standing])
+            for i, detail in zip(standing, details):
+                if detail is not None:
+                    rejections[i] = Rejection(rule.name, detail)
+            standing = [i for i in standing if rejections[i] is None]
+        return [Checked(*checked) for checked in zip(records, rejections, fixed)]
