@@ -12,7 +12,8 @@ request, 3 seed examples, the default preset) against the batch stand-in of the 
 - each task's instruction, input and output have the token lengths of a seed task drawn at
   random from self-instruct's 175 (`../shared/data/self-instruct/seed_tasks.jsonl`, the seeds
   Alpaca used), with words drawn from the T0 prompts' frequencies (so the tasks differ and the
-  cleaner works as on real ones), 5% of them light edits of an earlier task;
+  cleaner works as on real ones): an instruction opens with a request ("Explain how"), an output
+  with its instruction's two longest words; 5% are light edits of an earlier task;
 - cached tokens follow OpenAI's rule: a prompt of 1,024 tokens or more gets the prefix it
   shares with the previous prompt, in steps of 128 tokens; shorter prompts get none.
 
@@ -38,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "tests"), str(HERE)]
 
 from fake_batch import FakeBatchAPI  # noqa: E402
-from standin import TaskMaker  # noqa: E402
+from standin import OPENINGS, TaskMaker  # noqa: E402
 
 from selfinstruct.pricing import price_for  # noqa: E402
 from selfinstruct.tasks.bootstrap import GenerateConfig, generate  # noqa: E402
@@ -78,7 +79,7 @@ class SizedTeacher:
     def count(self, text: str) -> int:
         return len(self.encoding.encode(text))
 
-    def _text(self, tokens: int) -> str:
+    def _words(self, tokens: int) -> list[str]:
         """Words in T0's frequencies until they make `tokens` tokens."""
         words, made = [], 0
         while made < tokens:
@@ -87,17 +88,25 @@ class SizedTeacher:
                 self.word_tokens[word] = self.count(" " + word)
             words.append(word)
             made += self.word_tokens[word]
-        return " ".join(words).capitalize() + "." if words else ""
+        return words
 
     def task(self) -> dict:
         if self.maker.made and self.rng.random() < 0.05:  # teachers repeat themselves
             earlier = self.rng.choice(self.maker.made)
             words = earlier["instruction"].split()
-            words[self.rng.randrange(len(words))] = self.rng.choice(self.maker.words)
+            words[self.rng.randrange(1, len(words))] = self.rng.choice(self.maker.words)
             task = {**earlier, "instruction": " ".join(words)}
         else:
             instruction, input_, output = self.rng.choice(self.seed_lengths)
-            task = {"instruction": self._text(instruction), "input": self._text(input_), "output": self._text(output)}
+            opening = self.rng.choice(OPENINGS)  # a request, as the rules want
+            topic = self._words(instruction - self.count(opening))
+            # an answer speaks of what it was asked: it opens with the instruction's two longest words
+            lead = sorted(topic, key=len)[-2:]
+            task = {
+                "instruction": f"{opening} {' '.join(topic)}.",
+                "input": f"{' '.join(self._words(input_)).capitalize()}." if input_ else "",
+                "output": f"{' '.join(lead + self._words(output - self.count(' '.join(lead)))).capitalize()}.",
+            }
         self.maker.made.append(task)
         return task
 
