@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .index import EXACT_DUPLICATE, NEAR_DUPLICATE, Duplicate, first_duplicate
+from .index import Duplicate, first_duplicate, positional_duplicates
 from .minhash import MinHasher, band_keys, sketch
 from .rouge import Vocabulary, exact_key, tokenize
 from .semantic import find_semantic_duplicates
@@ -35,20 +35,8 @@ def find_duplicates(texts: Sequence[str], settings: DedupSettings, reference: Se
         exact_of.append(first if settings.exact and i >= fixed else i)
     unique = [i for i in range(len(all_texts)) if exact_of[i] == i]  # the references first
     near = _keep_first_texts([ids[i] for i in unique], vocabulary, fixed, settings)
-    position = {i: k for k, i in enumerate(unique)}
-
-    def public(i: int) -> int:
-        return i - fixed if i >= fixed else -1 - i
-
-    out: list[Duplicate | None] = []
-    for i in range(fixed, len(all_texts)):
-        if exact_of[i] != i:
-            out.append(Duplicate(EXACT_DUPLICATE, public(exact_of[i])))
-        elif (d := near[position[i]]) is not None:
-            out.append(Duplicate(NEAR_DUPLICATE, public(unique[d])))
-        else:
-            out.append(None)
-    return out
+    near_of = {i: unique[d] for i, d in zip(unique, near) if d is not None}
+    return positional_duplicates(fixed, exact_of, near_of)
 
 
 def _keep_first_texts(ids: list[tuple[int, ...]], vocabulary: Vocabulary, fixed: int, settings: DedupSettings) -> list[int | None]:

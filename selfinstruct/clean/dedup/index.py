@@ -41,6 +41,25 @@ class Duplicate:
     of: object  # the key (or position) of the earlier text
 
 
+def positional_duplicates(reference: int, exact_of: list[int], near_of: dict[int, int]) -> list[Duplicate | None]:
+    """The whole-dataset answer from its decisions over reference + texts: `exact_of[i]` is the
+    first text equal to text i (i itself when none), `near_of[i]` the kept text it is near to.
+    A duplicate of text j says `of = j` (its position in texts), or `-1 - j` for reference j."""
+
+    def public(i: int) -> int:
+        return i - reference if i >= reference else -1 - i
+
+    out: list[Duplicate | None] = []
+    for i in range(reference, len(exact_of)):
+        if exact_of[i] != i:
+            out.append(Duplicate(EXACT_DUPLICATE, public(exact_of[i])))
+        elif i in near_of:
+            out.append(Duplicate(NEAR_DUPLICATE, public(near_of[i])))
+        else:
+            out.append(None)
+    return out
+
+
 class DuplicateIndex:
     """Keep-first duplicate index, one text at a time.
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from ...errors import SelfInstructError
 from ..embedding import embedder
-from .index import EXACT_DUPLICATE, NEAR_DUPLICATE, Duplicate
+from .index import EXACT_DUPLICATE, NEAR_DUPLICATE, Duplicate, positional_duplicates
 from .rouge import exact_key
 from .settings import DedupSettings
 
@@ -138,15 +138,4 @@ def find_semantic_duplicates(texts: Sequence[str], settings: DedupSettings, refe
             else:
                 kept[i] = True
 
-    def public(i: int) -> int:
-        return i - fixed if i >= fixed else -1 - i
-
-    out: list[Duplicate | None] = []
-    for i in range(fixed, len(all_texts)):
-        if exact_of[i] != i:
-            out.append(Duplicate(EXACT_DUPLICATE, public(exact_of[i])))
-        elif i in near:
-            out.append(Duplicate(NEAR_DUPLICATE, public(near[i])))
-        else:
-            out.append(None)
-    return out
+    return positional_duplicates(fixed, exact_of, near)
