@@ -23,16 +23,17 @@ import time
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import default as email_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from fake_openai import FakeOpenAI
+from loopback import LoopbackServer
 
 STEPS = ("validating", "in_progress", "finalizing")
 
 
 @dataclass
-class FakeBatchAPI:
+class FakeBatchAPI(LoopbackServer):
     chat: FakeOpenAI
     polls: int = 1  # looks at a batch in each of its running states
     plans: list[dict] = field(default_factory=list)  # how successive batches end
@@ -45,21 +46,11 @@ class FakeBatchAPI:
     def __post_init__(self):
         self._lock = threading.RLock()  # a batch that ends writes its files under the same lock
         self._looks: dict[str, int] = {}
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._listen(self._handler_class())
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
-
-    def __enter__(self) -> "FakeBatchAPI":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return f"{self.url}/v1"
 
     # ------------------------------------------------------------ files
 

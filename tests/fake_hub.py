@@ -36,10 +36,11 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlparse
 
 import yaml
+from loopback import LoopbackServer
 
 REPO = r"(?P<repo>[^/]+/[^/]+?)"
 REV = r"(?P<rev>[^/]+)"
@@ -58,7 +59,7 @@ class Repo:
         return self.commits[-1]["oid"] if self.commits else "0" * 40
 
 
-class FakeHub:
+class FakeHub(LoopbackServer):
     def __init__(self, token: str):
         self.token = token
         self.repos: dict[str, Repo] = {}
@@ -66,16 +67,7 @@ class FakeHub:
         self.calls: list[tuple[str, str]] = []
         self.unhandled: list[tuple[str, str]] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> "FakeHub":
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._listen(self._handler_class())
 
     # ------------------------------------------------------------ routes
 

@@ -34,7 +34,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from loopback import LoopbackServer
 
 WORDS = """
 river garden teacher planet window market village engine winter summer autumn spring
@@ -77,7 +79,7 @@ class Call:
 
 
 @dataclass
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
     faults: list[str] = field(default_factory=list)
     tasks_per_answer: int = 5
     delay_s: float = 0.0
@@ -95,26 +97,16 @@ class FakeOpenAI:
     def __post_init__(self):
         self._lock = threading.Lock()
         self._rng = random.Random(1234)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._listen(self._handler_class())
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        return f"{self.url}/v1"
 
     @property
     def completed(self) -> list[Call]:
         """Answers delivered to the client: what a provider would bill."""
         return [c for c in self.calls if c.delivered and c.status == 200]
-
-    def __enter__(self) -> "FakeOpenAI":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     # ------------------------------------------------------------ answering
 
