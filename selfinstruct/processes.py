@@ -1,8 +1,10 @@
-"""Child processes that never outlive their parent, even after `kill -9` of the parent."""
+"""Child processes: they never outlive their parent (even after `kill -9` of the parent), and
+they stop when asked."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 
@@ -17,3 +19,13 @@ def exit_with_parent(parent_pid: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def stop(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """Ask `process` to end (SIGTERM), and kill it if it is still there after `grace_s`."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

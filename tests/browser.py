@@ -25,6 +25,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from selfinstruct.processes import stop
+
 CHROMIUM = "chromium"
 FLAGS = [
     "--headless", "--no-sandbox",  # tests run as root, where the sandbox cannot start
@@ -143,10 +145,5 @@ class Chromium:
 
     def __exit__(self, *exc) -> None:
         self._sockets.close()
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop(self._process)
         self._profile.cleanup()

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import SelfInstructError, SettingError
-from ..processes import exit_with_parent
+from ..processes import exit_with_parent, stop
 from ..resources import bundled_gguf
 
 MODEL_ALIAS = "smollm2-135m-instruct"
@@ -98,14 +98,8 @@ class EmbeddedTeacher:
         self.stop()
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None and self.process.poll() is None:
+            stop(self.process)
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
