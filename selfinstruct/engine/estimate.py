@@ -62,8 +62,8 @@ class CostEstimate:
 def estimate_item_task_cost(task: ItemTask, config: JobConfig, out: str | Path | None, assumed_completion: int) -> CostEstimate:
     """One request per unanswered item; `assumed_completion` tokens per answer without history."""
     history = load_ledger(RunDir(out).ledger) if out else None
-    for response in history.responses if history else ():
-        task.answered(history.requests[response["request_id"]])
+    for request in history.answered_requests() if history else ():
+        task.answered(request)
     waiting = task.unanswered()
     sample = []
     for item in waiting[:: max(1, len(waiting) // PROMPT_SAMPLES)]:

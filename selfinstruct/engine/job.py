@@ -15,8 +15,6 @@ must stop it, and what the reports say.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import socket
@@ -35,7 +33,7 @@ from ..records import JsonlWriter, write_json_atomic
 from ..stats import Stats
 from ..teacher.dialect import Ask, Completion
 from ..tokens import prompt_tokens_upper_bound
-from .checkpoint import write_checkpoint
+from .checkpoint import identity_sha256, write_checkpoint
 from .config import JobConfig
 from .costs import CostSummary
 from .ledger import Ledger, LedgerState
@@ -103,8 +101,7 @@ class JobResult:
 def run_namespace(out: Path, identity: dict) -> str:
     """Tells a run's keys in a shared duplicate index from other runs' ("r000001-0" is in
     every run): the machine, the run directory, and the run's settings."""
-    settings = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:8]
-    return f"{socket.gethostname()}:{Path(out).resolve()}:{settings}"
+    return f"{socket.gethostname()}:{Path(out).resolve()}:{identity_sha256(identity)[:8]}"
 
 
 class Job:

@@ -24,8 +24,6 @@ from pathlib import Path
 
 from ..records import JsonlWriter, read_jsonl
 
-LEDGER_FILE = "ledger.jsonl"
-
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -115,6 +113,10 @@ class LedgerState:
         elif kind == "batch_ended":
             self.batches[event["batch_key"]].status = event["status"]
         # "cancelled" leaves the reservation unsettled: the provider may still bill it.
+
+    def answered_requests(self) -> list[dict]:
+        """The request events that have an answer, in the order the answers were taken."""
+        return [self.requests[response["request_id"]] for response in self.responses]
 
     def open_batches(self) -> list[BatchRecord]:
         return [batch for batch in self.batches.values() if batch.open]

@@ -32,8 +32,8 @@ def restore(job: Job) -> LedgerState:
     """Rebuild `job` from its run directory and open it for appending."""
     started = time.monotonic()
     state = load_ledger(job.run.ledger)
-    for response in state.responses:
-        job.task.answered(state.requests[response["request_id"]])
+    for request in state.answered_requests():
+        job.task.answered(request)
     checkpoint = usable_checkpoint(job, state)
     if checkpoint is None:
         job.run.checkpoint.unlink(missing_ok=True)

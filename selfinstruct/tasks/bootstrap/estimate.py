@@ -8,17 +8,16 @@ otherwise from stated assumptions. The worst case assumes every answer uses max_
 from __future__ import annotations
 
 import math
-import random
 from pathlib import Path
 
+from ...clean import load_preset
 from ...engine.estimate import CostEstimate
 from ...engine.ledger import load_ledger
 from ...engine.rundir import RunDir
 from ...records import count_jsonl
 from ...tokens import estimate_prompt_tokens, prompt_tokens_upper_bound
-from .prompts import build_messages, sample_examples
 from .seeds import load_seeds
-from .task import GenerateConfig
+from .task import BootstrapTask, GenerateConfig
 
 ASSUMED_YIELD = 0.5  # accepted records per task asked for, without history (Alpaca-like teachers)
 ASSUMED_TOKENS_PER_TASK = 120  # completion tokens per generated task, without history
@@ -27,12 +26,9 @@ PROMPT_SAMPLES = 20
 
 def estimate_run_cost(config: GenerateConfig, out: str | Path | None = None) -> CostEstimate:
     config = config.resolved()
-    seeds = load_seeds(config.seeds)
+    task = BootstrapTask(config, load_seeds(config.seeds), load_preset(config.preset))
     n = config.tasks_per_request
-    prompts = []
-    for i in range(PROMPT_SAMPLES):
-        examples = sample_examples(seeds.tasks, [], config.examples_per_prompt, 0, random.Random(f"{config.seed}:{i}"))
-        prompts.append(build_messages(examples, n, "json"))
+    prompts = [task.next_request(i).messages("json") for i in range(PROMPT_SAMPLES)]  # the run's first prompts
     prompt_tokens = round(sum(map(estimate_prompt_tokens, prompts)) / len(prompts))
     prompt_bound = max(map(prompt_tokens_upper_bound, prompts))
 
