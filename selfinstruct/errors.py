@@ -13,6 +13,9 @@ the field's name (`'max_cost'`), the command line as the flag that sets it (`--m
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
+
+M = TypeVar("M")
 
 
 class SelfInstructError(Exception):
@@ -33,3 +36,17 @@ class SettingError(SelfInstructError):
         for field in self.fields:
             text = text.replace("{" + field + "}", name(field))
         return text
+
+
+def from_settings(model_class: type[M], noun: str, whole: str, **settings) -> M:
+    """A pydantic `model_class` from keyword settings (None = not given): the edge where user
+    settings are validated. A validation error becomes a SettingError naming its field,
+    "invalid {noun} {field}: ..." (`whole` when no single field is at fault)."""
+    from pydantic import ValidationError
+
+    try:
+        return model_class(**{k: v for k, v in settings.items() if v is not None})
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else whole
+        raise SettingError(f"invalid {noun} {{{field}}}: {first['msg']}", field) from None

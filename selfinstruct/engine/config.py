@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..errors import SettingError
+from ..errors import SettingError, from_settings
 from ..pricing import Price, price_for
 from ..teacher.embedded import MODEL_ALIAS
 
@@ -99,9 +99,4 @@ class JobConfig(BaseModel):
 
 def make_config(cls: type[C], **settings) -> C:
     """A config from keyword settings (None = not given); a validation error names its field."""
-    try:
-        return cls(**{k: v for k, v in settings.items() if v is not None})
-    except ValidationError as e:
-        first = e.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "config"
-        raise SettingError(f"invalid setting {{{field}}}: {first['msg']}", field) from None
+    return from_settings(cls, "setting", "config", **settings)

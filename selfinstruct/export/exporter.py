@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..errors import SelfInstructError, SettingError
+from ..errors import SelfInstructError, SettingError, from_settings
 from ..records import read_records
 from .card import CardInfo, check_card_path, render_card, write_card
 from .destinations import DATASETS, JSON, JSONL, PARQUET, card_path, destination_kind, split_sizes, to_dataset, write_rows
@@ -83,12 +83,7 @@ class ExportOptions(BaseModel):
 
 def make_options(**settings) -> ExportOptions:
     """Options from CLI flags (None = not given), with a validation error as one clear message."""
-    try:
-        return ExportOptions(**{k: v for k, v in settings.items() if v is not None})
-    except ValidationError as e:
-        first = e.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "options"
-        raise SettingError(f"invalid option {{{field}}}: {first['msg']}", field) from None
+    return from_settings(ExportOptions, "option", "options", **settings)
 
 
 @dataclass
