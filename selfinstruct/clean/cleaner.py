@@ -18,6 +18,7 @@ from ..stats import Stats
 from .dedup import NEAR_DUPLICATE, Duplicate, DuplicateIndex, SemanticIndex, check_storage, find_duplicates, open_index
 from .presets import Preset
 from .rules import Checked, Rejection, Rule, RuleSet
+from .rules.base import with_rule
 from .rules.contamination import Contaminated
 
 
@@ -43,14 +44,14 @@ def with_benchmarks(rules: Sequence[Rule], benchmarks: Sequence[str]) -> list[Ru
     """The rules with `benchmarks` added to the decontamination rule (appended if absent)."""
     if not benchmarks:
         return list(rules)
-    rules = list(rules)
-    found = [i for i, rule in enumerate(rules) if isinstance(rule, Contaminated)]
-    if found:
-        old = rules[found[0]]
-        rules[found[0]] = Contaminated(**{**old.model_dump(), "benchmarks": (*old.benchmarks, *map(str, benchmarks))})
-    else:
-        rules.append(Contaminated(benchmarks=tuple(map(str, benchmarks))))
-    return rules
+    added = tuple(map(str, benchmarks))
+
+    def extended(old: Contaminated | None) -> Contaminated:
+        if old is None:
+            return Contaminated(benchmarks=added)
+        return Contaminated(**{**old.model_dump(), "benchmarks": (*old.benchmarks, *added)})
+
+    return with_rule(rules, Contaminated, extended)
 
 
 class Cleaner:

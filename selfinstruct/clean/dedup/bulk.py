@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .index import Duplicate, first_duplicate, positional_duplicates
+from .index import Duplicate, first_copies, first_duplicate, positional_duplicates
 from .minhash import MinHasher, band_keys, sketch
 from .rouge import Vocabulary, exact_key, tokenize
 from .semantic import find_semantic_duplicates
@@ -26,13 +26,12 @@ def find_duplicates(texts: Sequence[str], settings: DedupSettings, reference: Se
     all_texts = [*reference, *texts]
     fixed = len(reference)
     vocabulary = Vocabulary()
-    ids, exact_of, first_with = [], [], {}
-    for i, text in enumerate(all_texts):
+    ids, exact_keys = [], []
+    for text in all_texts:
         tokens = tokenize(text)
         ids.append(vocabulary.encode(tokens))
-        first = first_with.setdefault(exact_key(text, tokens), i)
-        # references are all indexed, even copies of each other; a copy of one is a duplicate
-        exact_of.append(first if settings.exact and i >= fixed else i)
+        exact_keys.append(exact_key(text, tokens))
+    exact_of = first_copies(exact_keys, fixed, settings.exact)
     unique = [i for i in range(len(all_texts)) if exact_of[i] == i]  # the references first
     near = _keep_first_texts([ids[i] for i in unique], vocabulary, fixed, settings)
     near_of = {i: unique[d] for i, d in zip(unique, near) if d is not None}

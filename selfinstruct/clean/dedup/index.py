@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -60,7 +61,54 @@ def positional_duplicates(reference: int, exact_of: list[int], near_of: dict[int
     return out
 
 
-class DuplicateIndex:
+def first_copies(exact_keys: Sequence[str], reference: int, exact: bool) -> list[int]:
+    """For each of reference + texts (as `exact_key`s), the first text with the same key: the
+    `exact_of` of `positional_duplicates`. References are all indexed, even copies of each
+    other, so each is its own; without `exact`, so is every text."""
+    first_with: dict[str, int] = {}
+    firsts = []
+    for i, key in enumerate(exact_keys):
+        first = first_with.setdefault(key, i)
+        firsts.append(first if exact and i >= reference else i)
+    return firsts
+
+
+class KeyedIndex(ABC):
+    """What the one-at-a-time duplicate indexes share (MinHash here, embeddings in semantic.py):
+    keys within a namespace, reference texts indexed unchecked, a check as a batch of one."""
+
+    def __init__(self, settings: DedupSettings, namespace: str = ""):
+        self.settings = settings
+        self.prefix = f"{namespace}/" if namespace else ""
+
+    @abstractmethod
+    def check_many(self, items: Sequence[tuple[str, str]]) -> list[Duplicate | None]:
+        """`check` on each (key, text) pair in order."""
+
+    @abstractmethod
+    def _index_unchecked(self, items: Sequence[tuple[str, str]]) -> None: ...
+
+    def add(self, items: Sequence[tuple[str, str]]) -> None:
+        """Index reference texts (seed tasks), unchecked: (key, text) pairs, keys without namespace."""
+        self._index_unchecked(items)
+
+    def check(self, key: str, text: str) -> Duplicate | None:
+        """Index `text` under `key` unless it duplicates an earlier text; say which if so."""
+        return self.check_many([(key, text)])[0]
+
+    def _public(self, key: str) -> str:
+        """A key as the caller knows it: without our namespace, others' keys in full."""
+        return key[len(self.prefix) :] if self.prefix and key.startswith(self.prefix) else key
+
+    @staticmethod
+    def _reused_key(key: str) -> SelfInstructError:
+        return SelfInstructError(
+            f"duplicate index: key {key!r} is already indexed with another text; "
+            "keys must be unique within a run (use another index name for another dataset)"
+        )
+
+
+class DuplicateIndex(KeyedIndex):
     """Keep-first duplicate index, one text at a time.
 
     A text is an exact duplicate when an earlier text (kept or not) normalises to the same
@@ -76,18 +124,13 @@ class DuplicateIndex:
     same decisions."""
 
     def __init__(self, settings: DedupSettings, store: IndexStore | None = None, namespace: str = ""):
-        self.settings = settings
+        super().__init__(settings, namespace)
         self.store = store if store is not None else MemoryStore(settings)
-        self.prefix = f"{namespace}/" if namespace else ""
         self.hasher = MinHasher(settings.num_perm, settings.seed)
         self.vocabulary = Vocabulary()
 
     def __len__(self) -> int:
         return len(self.store)
-
-    def add(self, items: Sequence[tuple[str, str]]) -> None:
-        """Index reference texts (seed tasks), unchecked: (key, text) pairs, keys without namespace."""
-        self._index_unchecked(items)
 
     def restore(self, kept: Sequence[tuple[str, str]], near_duplicates: Sequence[tuple[str, str]]) -> None:
         """Put back what earlier checks left in the index, without checking again: the texts
@@ -106,12 +149,7 @@ class DuplicateIndex:
                     self.store.claim_exact(exact_key(text, p.tokens), key)
                     self.store.insert(key, *p)
 
-    def check(self, key: str, text: str) -> Duplicate | None:
-        """Index `text` under `key` unless it duplicates an earlier text; say which if so."""
-        return self.check_many([(key, text)])[0]
-
     def check_many(self, items: Sequence[tuple[str, str]]) -> list[Duplicate | None]:
-        """`check` on each (key, text) pair in order."""
         prepared = self._prepare([text for _, text in items])
         return [self._check(self.prefix + key, text, p) for (key, text), p in zip(items, prepared)]
 
@@ -140,15 +178,8 @@ class DuplicateIndex:
         if indexed is None:
             return False
         if self._ids(indexed) != prepared.ids:
-            raise SelfInstructError(
-                f"duplicate index: key {key!r} is already indexed with another text; "
-                "keys must be unique within a run (use another index name for another dataset)"
-            )
+            raise self._reused_key(key)
         return True
-
-    def _public(self, key: str) -> str:
-        """A key as the caller knows it: without our namespace, others' keys in full."""
-        return key[len(self.prefix) :] if self.prefix and key.startswith(self.prefix) else key
 
     def _prepare(self, texts: Sequence[str]) -> list["_Prepared"]:
         tokens = [tokenize(text) for text in texts]

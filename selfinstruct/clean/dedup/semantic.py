@@ -19,20 +19,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ...errors import SelfInstructError
 from ..embedding import embedder
-from .index import EXACT_DUPLICATE, NEAR_DUPLICATE, Duplicate, positional_duplicates
+from .index import EXACT_DUPLICATE, NEAR_DUPLICATE, Duplicate, KeyedIndex, first_copies, positional_duplicates
 from .rouge import exact_key
 from .settings import DedupSettings
 
 
-class SemanticIndex:
+class SemanticIndex(KeyedIndex):
     """`DuplicateIndex`'s interface and decisions, with the embedding cosine for near
     duplicates; in this process's memory only."""
 
     def __init__(self, settings: DedupSettings, namespace: str = ""):
-        self.settings = settings
-        self.prefix = f"{namespace}/" if namespace else ""
+        super().__init__(settings, namespace)
         self._exact: dict[str, str] = {}  # normalised text -> the key that had it first
         self._indexed: dict[str, str] = {}  # kept key -> its normalised text
         self._keys: list[str] = []  # kept keys in order
@@ -40,10 +38,6 @@ class SemanticIndex:
 
     def __len__(self) -> int:
         return len(self._keys)
-
-    def add(self, items: Sequence[tuple[str, str]]) -> None:
-        """Index reference texts unchecked: (key, text) pairs, keys without namespace."""
-        self._index_unchecked(items)
 
     def restore(self, kept: Sequence[tuple[str, str]], near_duplicates: Sequence[tuple[str, str]]) -> None:
         """As `DuplicateIndex.restore`: the kept texts back in the index, the near duplicates'
@@ -59,9 +53,6 @@ class SemanticIndex:
                 normalised = exact_key(text)
                 self._exact.setdefault(normalised, key)
                 self._insert(key, normalised, vector)
-
-    def check(self, key: str, text: str) -> Duplicate | None:
-        return self.check_many([(key, text)])[0]
 
     def check_many(self, items: Sequence[tuple[str, str]]) -> list[Duplicate | None]:
         """`check` on each (key, text) pair in order; the cosines with the texts kept before
@@ -80,10 +71,7 @@ class SemanticIndex:
     def _check(self, key: str, normalised: str, vector: np.ndarray, cosines: np.ndarray, before: int) -> Duplicate | None:
         if key in self._indexed:
             if self._indexed[key] != normalised:
-                raise SelfInstructError(
-                    f"duplicate index: key {key!r} is already indexed with another text; "
-                    "keys must be unique within a run (use another index name for another dataset)"
-                )
+                raise self._reused_key(key)
             return None
         first = self._exact.setdefault(normalised, key) if self.settings.exact else key
         if first != key:
@@ -104,9 +92,6 @@ class SemanticIndex:
         self._keys.append(key)
         self._indexed[key] = normalised
 
-    def _public(self, key: str) -> str:
-        return key[len(self.prefix) :] if self.prefix and key.startswith(self.prefix) else key
-
 
 def find_semantic_duplicates(texts: Sequence[str], settings: DedupSettings, reference: Sequence[str] = ()) -> list[Duplicate | None]:
     """`SemanticIndex.check` over a whole list at once, with positions for keys (a duplicate
@@ -116,11 +101,7 @@ def find_semantic_duplicates(texts: Sequence[str], settings: DedupSettings, refe
     is then compared, in order, with the earlier ones that were kept."""
     all_texts = [*reference, *texts]
     fixed = len(reference)
-    first_with: dict[str, int] = {}
-    exact_of = []
-    for i, text in enumerate(all_texts):
-        first = first_with.setdefault(exact_key(text), i)
-        exact_of.append(first if settings.exact and i >= fixed else i)
+    exact_of = first_copies([exact_key(text) for text in all_texts], fixed, settings.exact)
     vectors = embedder().embed(all_texts)
     kept = np.zeros(len(all_texts), dtype=bool)
     kept[:fixed] = True

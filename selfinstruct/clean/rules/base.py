@@ -24,7 +24,7 @@ Subclasses register themselves by `name`, so presets refer to rules by that name
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -57,6 +57,17 @@ class Rule(BaseModel):
     def fix(self, record: dict) -> dict | None:
         """A repaired copy of `record`, or None when there is nothing to repair."""
         return None
+
+
+def with_rule(rules: Sequence[Rule], kind: type[Rule], make: Callable[[Rule | None], Rule]) -> list[Rule]:
+    """The rules with the first `kind` rule replaced, where it stands, by `make(that rule)`;
+    without one, `make(None)` appended (last: it judges what every other rule passed)."""
+    rules = list(rules)
+    for i, rule in enumerate(rules):
+        if isinstance(rule, kind):
+            rules[i] = make(rule)
+            return rules
+    return [*rules, make(None)]
 
 
 def filter_file(path: Path, info: ValidationInfo) -> Path:

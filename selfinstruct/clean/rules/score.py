@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from pydantic import Field
 
-from .base import Rule
+from .base import Rule, with_rule
 
 DEFAULT_MIN_SCORE = 4.5  # AlpaGasus's threshold: about 9K of Alpaca's 52K records
 
@@ -43,11 +43,4 @@ def with_min_score(rules: Sequence[Rule], min_score: float) -> list[Rule]:
     """The rules with the threshold set to `min_score`: the preset's `low_score` rule takes it
     where it stands, or one is appended (last, so that a record rejected as `low_score` passed
     every other rule, and re-selecting it at a lower threshold is sound)."""
-    threshold = LowScore(min_score=min_score)
-    rules = list(rules)
-    found = [i for i, rule in enumerate(rules) if isinstance(rule, LowScore)]
-    if found:
-        rules[found[0]] = threshold
-    else:
-        rules.append(threshold)
-    return rules
+    return with_rule(rules, LowScore, lambda _preset_rule: LowScore(min_score=min_score))
