@@ -16,9 +16,13 @@ def batch_rows(src: str | Path) -> list[dict]:
     if not run.ledger.is_file():
         raise SelfInstructError(f"{src}: no ledger.jsonl here; `batches` reads a run directory")
     state = load_ledger(run.ledger)
+    answers_of: dict[str, list[dict]] = {}
+    for response in state.responses:
+        if response.get("batch_id") is not None:
+            answers_of.setdefault(response["batch_id"], []).append(response)
     rows = []
     for record in state.batches.values():
-        answers = [r for r in state.responses if record.batch_id is not None and r.get("batch_id") == record.batch_id]
+        answers = answers_of.get(record.batch_id, []) if record.batch_id is not None else []
         rows.append({
             "key": record.key,
             "batch_id": record.batch_id,

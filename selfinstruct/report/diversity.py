@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..clean.dedup.index import EXACT_DUPLICATE, NEAR_DUPLICATE
 from ..clean.dedup.rouge import Vocabulary, tokenize
 
-DUPLICATE_REASONS = ("exact_duplicate", "near_duplicate")
+DUPLICATE_REASONS = (EXACT_DUPLICATE, NEAR_DUPLICATE)
 ROWS_PER_CALL = 4096  # records per cdist call: an LCS matrix of 4096 x seeds int32s
 
 

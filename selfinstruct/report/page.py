@@ -21,6 +21,7 @@ import numpy as np
 from .. import __version__
 from ..engine.rundir import DATA_FILE
 from ..errors import SelfInstructError
+from ..records import write_text_atomic
 from . import charts
 from .samples import records_table
 from .source import load_source
@@ -59,9 +60,7 @@ def build_report(src, out, compare=None, seeds=None) -> ReportResult:
     summaries = [summarize(s) for s in sources]
     page = _page(summaries)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(out)
+    write_text_atomic(out, page)
     return ReportResult(out, out.stat().st_size, time.perf_counter() - start, [s.size for s in summaries],
                         [len(verb_tree(s.verb_nouns)) for s in summaries])  # fmt: skip
 

@@ -12,9 +12,9 @@ from datetime import datetime
 
 import numpy as np
 
+from ..engine.task import UNPARSEABLE  # answers' parts no candidate could be made of: not judged by a rule
 from .source import Source
 
-UNPARSEABLE = "unparseable"  # answers' parts no candidate could be made of: not judged by a rule
 MAX_POINTS = 400  # points per line: enough for a smooth curve, small for a 52K run's page
 
 

@@ -88,8 +88,12 @@ class AnswerTask(ItemTask):
     def identity(self) -> dict:
         return {**self.config.identity(), "source_sha256": self.source_sha256}
 
+    def prompt_of(self, item: str) -> Prompt:
+        """The prompt a work item ("PROMPT:SAMPLE", numbers) asks."""
+        return self.prompts[int(item.split(":")[0])]
+
     def request(self, item: str) -> Request:
-        prompt = self.prompts[int(item.split(":")[0])]
+        prompt = self.prompt_of(item)
         return Request(
             messages=lambda _format: self.messages(prompt),
             max_tokens=self.config.max_tokens,
@@ -102,7 +106,7 @@ class AnswerTask(ItemTask):
         return [*system, {"role": "user", "content": user}]
 
     def parse(self, request: dict, response: dict) -> Parsed:
-        prompt = self.prompts[int(request["item"].split(":")[0])]
+        prompt = self.prompt_of(request["item"])
         reasoning, answer = split_reasoning(response["content"], response.get("reasoning"))
         record = {"id": response["request_id"], "instruction": prompt.instruction, "input": prompt.input, "output": answer}
         if reasoning is not None:
@@ -117,7 +121,7 @@ class AnswerTask(ItemTask):
     def describe(self, stats: Stats) -> dict:
         figures = super().describe(stats)
         if self.config.verify:
-            checked = sum(1 for item in self.answered_items if self.prompts[int(item.split(":")[0])].reference is not None)
+            checked = sum(1 for item in self.answered_items if self.prompt_of(item).reference is not None)
             wrong = stats[f"rejected/{WrongAnswer.name}"]
             figures["verification"] = {
                 "method": self.config.verify,
