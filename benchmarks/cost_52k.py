@@ -150,7 +150,7 @@ def run(out: Path, target: int) -> dict:
     prompt = sum(u["prompt_tokens"] for u in usages)
     cached = sum(u["prompt_tokens_details"]["cached_tokens"] for u in usages)
     completion = sum(u["completion_tokens"] for u in usages)
-    accepted = result.accepted
+    accepted = result.accepted + result.stats.get("surplus", 0)  # every record kept: past the target too
     per_record = {"prompt": prompt / accepted, "cached": cached / accepted, "completion": completion / accepted}
     costs = {}
     for model in MODELS:

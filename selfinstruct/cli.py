@@ -1,13 +1,14 @@
 """The `selfinstruct` command line: thin click wrappers over the library.
 
 Each command fills in a typed config from its flags and calls one library function;
-`SelfInstructError` becomes a clean one-line error.
+`SelfInstructError` becomes a clean one-line error, and so does a failed file operation.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 
 import click
@@ -16,8 +17,8 @@ from .errors import SelfInstructError, SettingError
 
 
 def user_errors(fn):
-    """Show a SelfInstructError as a one-line click error instead of a traceback; a setting
-    the library names by its field is named by the flag that sets it."""
+    """Show a SelfInstructError or an OSError as a one-line click error instead of a traceback; a
+    setting the library names by its field is named by the flag that sets it."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -27,8 +28,19 @@ def user_errors(fn):
             raise click.ClickException(e.render(_flag_of(click.get_current_context()))) from e
         except SelfInstructError as e:
             raise click.ClickException(str(e)) from e
+        except OSError as e:  # an unwritable directory, a full disk: what the user can fix, so no traceback
+            raise click.ClickException(_os_error(e)) from e
 
     return wrapper
+
+
+def _os_error(e: OSError) -> str:
+    """'PATH: cause'. mkdir reports a file in the way as 'File exists', which reads as no problem."""
+    if e.filename is None:
+        return str(e)
+    if isinstance(e, FileExistsError) and not os.path.isdir(e.filename):
+        return f"{e.filename}: exists and is not a directory"
+    return f"{e.filename}: {e.strerror}"
 
 
 def _flag_of(ctx: click.Context):
@@ -61,6 +73,7 @@ TEACHER_OPTIONS = options(
     click.option("--temperature", type=float, help="Sampling temperature [1.0; judge: 0]."),
     click.option("--top-p", type=float, default=1.0, show_default=True),
     click.option("--max-tokens", type=int, help="Completion token limit per request [3072, judge: 1024; embedded: 1024]."),
+    click.option("--context-tokens", type=int, help="The teacher's context window in tokens; generate refuses seeds that make a longer prompt before sending [128000; embedded: 4096]."),
     click.option("--response-format", type=click.Choice(["auto", "json_schema", "json_object", "text"]), default="auto", show_default=True),
     click.option("--reasoning-effort", type=click.Choice(["minimal", "low", "medium", "high"]), help="For reasoning models that take it."),
     click.option("--concurrency", type=int, help="Requests in flight [8; embedded: 1]."),
@@ -75,7 +88,7 @@ TEACHER_OPTIONS = options(
     click.option("--max-attempts", type=int, default=8, show_default=True, help="Attempts per request on 429/5xx/timeouts."),
     click.option("--lsh-storage", help="redis://HOST:PORT[/DB][?index=NAME]: share the duplicate index with other workers."),
     click.option("--cleaning-workers", type=int, help="Processes for the rule checks [1 at --concurrency 32 or more, else 0]."),
-    click.option("--overwrite", is_flag=True, help="Start over in an existing run directory with other settings."),
+    click.option("--overwrite", is_flag=True, help="Start over in an existing run directory with other settings (its ledger is kept aside, its paid answers not reused)."),
     click.option("--quiet", is_flag=True, help="No progress bar."),
     click.option("--batch", is_flag=True, help="Send the requests through the provider's Batch API, at its batch price (OpenAI: -50%)."),
     click.option("--batch-poll", "batch_poll_s", type=float, default=30.0, show_default=True, help="Seconds between looks at a running batch."),
@@ -132,6 +145,9 @@ def _echo_result(result, noun: str) -> None:
     )
     click.echo(f"tokens: {cost['prompt_tokens']} prompt, {cost['completion_tokens']} completion; cost {_dollars(cost['cost_usd'])}")
     click.echo(f"records: {result.out_dir / 'data.jsonl'}")
+    if stats.get("surplus"):
+        click.echo(f"surplus: {stats['surplus']} more records, paid for and kept past the target in "
+                   f"{result.out_dir / 'surplus.jsonl'}; a higher --num-instructions takes them first")  # fmt: skip
 
 
 # ---------------------------------------------------------------- generate
@@ -197,7 +213,10 @@ def answer(out, dry_run, overwrite, quiet, **settings):
         return
     _echo_result(result, "answers kept")
     verification = result.stats.get("verification")
-    if verification and verification["checked"]:
+    if verification and not verification["checked"]:  # the run did not do what --verify asks for
+        raise click.ClickException(f"no answer could be verified ({verification['method']}): see the reasons in "
+                                   f"{result.out_dir / 'rejected.jsonl'}")  # fmt: skip
+    if verification:
         click.echo(f"verified ({verification['method']}): {verification['correct']}/{verification['checked']} correct "
                    f"({verification['pass_rate']:.1%})")  # fmt: skip
 
@@ -237,9 +256,18 @@ def _print_estimate(estimate, batch: bool = False) -> None:
     click.echo(f"records still wanted: {estimate.records_wanted}, about {estimate.requests} requests")
     click.echo(
         f"per request: ~{estimate.prompt_tokens_per_request} prompt + ~{estimate.completion_tokens_per_request} "
-        f"completion tokens, ~{estimate.accepted_per_request} accepted"
-    )
-    click.echo(f"expected cost: {_dollars(estimate.expected_usd)}; worst case (every answer at max tokens): {_dollars(estimate.worst_case_usd)}")
+        f"completion tokens, ~{estimate.accepted_per_request:g} accepted" + (f" (assumed: {estimate.yield_note})" if estimate.yield_note else "")
+    )  # fmt: skip
+    spread = ""
+    if estimate.expected_usd_range:
+        (least, most), (low, high) = estimate.accepted_per_request_range, estimate.expected_usd_range
+        spread = f" (range: {_dollars(low)} at {most:g} accepted per request to {_dollars(high)} at {least:g})"
+    click.echo(f"expected cost: {_dollars(estimate.expected_usd)}{spread}; worst case (every answer at max tokens): {_dollars(estimate.worst_case_usd)}")
+    cap = f"--max-cost {_dollars(estimate.max_cost_usd)} cuts the run short"
+    if estimate.records_within_cap is not None:
+        click.echo(f"{cap}: it pays for about {estimate.records_within_cap:,} of the {estimate.records_wanted:,} records wanted")
+    elif estimate.cap_short_below is not None:
+        click.echo(f"{cap} if fewer than {estimate.cap_short_below:g} records are accepted per request")
 
 
 # ---------------------------------------------------------------- filter
@@ -263,16 +291,18 @@ def _list_rules(ctx, _param, value):
 @click.option("--decontaminate", multiple=True, type=click.Path(exists=True, dir_okay=False), help="Benchmark file (JSONL/JSON prompts) to decontaminate against; repeatable.")
 @click.option("--lsh-storage", help="redis://HOST:PORT[/DB][?index=NAME]: share the duplicate index with other workers.")
 @click.option("--list-rules", is_flag=True, expose_value=False, is_eager=True, callback=_list_rules, help="List the rules presets can use, and exit.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
-def filter_command(src, out, preset, min_score, decontaminate, lsh_storage):
+def filter_command(src, out, preset, min_score, decontaminate, lsh_storage, quiet):
     """Clean an instruction dataset: rules, exact and near-duplicates, decontamination.
 
-    SRC is Alpaca JSON, JSONL, Parquet, a run directory or a saved Hugging Face dataset. With
+    SRC is Alpaca JSON, JSONL (either gzipped), Parquet, a run directory or a saved Hugging Face dataset. With
     --min-score, SRC is a judge run (its kept and low-scored records) or any scored dataset.
     """
     from .clean import clean_dataset
 
-    result = clean_dataset(src, out, preset=preset, decontaminate=decontaminate, lsh_storage=lsh_storage, min_score=min_score)
+    result = clean_dataset(src, out, preset=preset, decontaminate=decontaminate, lsh_storage=lsh_storage, min_score=min_score,
+                           progress=not quiet)  # fmt: skip
     stats = result.stats
     reasons = ", ".join(f"{reason} {count}" for reason, count in stats["rejected"].items()) or "none"
     click.echo(f"kept {stats['kept']} of {stats['seen']} records in {stats['seconds']} s; rejected: {reasons}")
@@ -288,6 +318,7 @@ def filter_command(src, out, preset, min_score, decontaminate, lsh_storage):
 @click.argument("src", type=click.Path(exists=True))
 @click.option("--format", type=click.Choice(["alpaca", "jsonl", "sharegpt", "openai", "messages"]), help="Row shape [alpaca for a .json file, else jsonl].")
 @click.option("--to", type=click.Path(path_type=Path), help="A .json, .jsonl or .parquet file, or a directory (datasets.save_to_disk).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --to (an earlier export) and its card.")
 @click.option("--push-to-hub", metavar="OWNER/NAME", help="Publish to this Hub dataset repository (token: HF_TOKEN).")
 @click.option("--public", is_flag=True, help="Create the Hub repository public [private].")
 @click.option("--split-test", type=float, help="Share of records in a test split, e.g. 0.05 (datasets directory or Hub).")
@@ -300,10 +331,10 @@ def filter_command(src, out, preset, min_score, decontaminate, lsh_storage):
 @click.option("--run-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), help="The generate run the records came from, for the card, when SRC is a filter output or a file.")
 @user_errors
 def export(src, **options):
-    """Export records for training, with a dataset card (README.md).
+    """Export records for training, with a dataset card.
 
     SRC is a run or filter directory, a JSONL or Alpaca JSON file. The card goes inside a
-    datasets directory, beside a file, and to the Hub repository.
+    datasets directory (README.md), beside a file (FILE.README.md), and to the Hub repository.
     """
     from .export.exporter import export_dataset, make_options
 
@@ -392,6 +423,20 @@ def teacher_serve(port, host, n_ctx, gguf, parent_pid):
     if parent_pid is None:
         click.echo(f"Serving {MODEL_ALIAS} at http://{host}:{port}/v1 (Ctrl-C stops)", err=True)
     serve(gguf=Path(gguf) if gguf else None, host=host, port=port, n_ctx=n_ctx, parent_pid=parent_pid)
+
+
+@teacher.command("check")
+@user_errors
+def teacher_check():
+    """Start the embedded teacher, time a short answer, and show what its llama.cpp was built for."""
+    import tempfile
+
+    from .teacher.embedded import check
+
+    with tempfile.TemporaryDirectory() as folder:
+        result = check(log_path=Path(folder) / "teacher.log")
+    click.echo(f"llama.cpp: {result.build}")
+    click.echo(f"embedded teacher: OK, {result.completion_tokens} tokens in {result.seconds:.2f} s ({result.tokens_per_s:.0f} tokens/s)")
 
 
 # ---------------------------------------------------------------- finetune

@@ -12,6 +12,7 @@ the field's name (`'max_cost'`), the command line as the flag that sets it (`--m
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -50,3 +51,10 @@ def from_settings(model_class: type[M], noun: str, whole: str, **settings) -> M:
         first = e.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else whole
         raise SettingError(f"invalid {noun} {{{field}}}: {first['msg']}", field) from None
+
+
+def warn(message: str) -> None:
+    """Tell the user of a problem that does not stop the work: on stderr, above any progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(f"warning: {message}", file=sys.stderr)

@@ -5,18 +5,22 @@ any other keys (provenance, ids) are carried along untouched.
 
 `read_records(src)` accepts everything a user is likely to hand us:
 - a run or filter directory (its `data.jsonl`),
-- a JSONL file, an Alpaca JSON list, a Parquet file,
+- a JSONL file, an Alpaca JSON list (either gzipped: `.jsonl.gz`, `.json.gz`), a Parquet file,
 - a directory written by `datasets.save_to_disk`,
-in Alpaca (`instruction/input/output`), self-instruct (`instruction/instances`) or chat
-(ShareGPT `conversations`, OpenAI `messages`: see `export/chat.py`) shape.
+in Alpaca (`instruction/input/output`), self-instruct (`instruction/instances`), prompt file
+(`prompt/completion`, as T0's) or chat (ShareGPT `conversations`, OpenAI `messages`: see
+`export/chat.py`) shape.
 Errors name the file and line (or item) and the field that is wrong.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import zlib
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .chat import chat_fields
@@ -38,8 +42,7 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     mid-write) is skipped silently; any other bad line is an error naming file and line.
     """
     path = Path(path)
-    with path.open("rb") as f:
-        lines = f.read().split(b"\n")
+    lines = _read_bytes(path).split(b"\n")
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -52,6 +55,16 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
         if not isinstance(obj, dict):
             raise SelfInstructError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
         yield number, obj
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, decompressed when its name ends in .gz."""
+    if path.suffix.lower() != ".gz":
+        return path.read_bytes()
+    try:
+        return gzip.decompress(path.read_bytes())
+    except (OSError, EOFError, zlib.error) as e:  # not gzip, truncated, corrupt
+        raise SelfInstructError(f"{path}: not a readable gzip file ({e})") from None
 
 
 def count_jsonl(path: str | Path) -> int:
@@ -81,22 +94,26 @@ class JsonlWriter:
         data = "".join(json.dumps(obj, ensure_ascii=False) + "\n" for obj in objs).encode("utf-8")
         if not data:
             return
-        self._file.write(data)
+        with naming(self.path):
+            self._file.write(data)
         self.flush()
 
     def flush(self) -> None:
-        self._file.flush()
+        with naming(self.path):
+            self._file.flush()
 
     def sync(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        with naming(self.path):
+            self._file.flush()
+            os.fsync(self._file.fileno())
 
     @property
     def size(self) -> int:
         return self._file.tell()
 
     def close(self) -> None:
-        self._file.close()
+        with naming(self.path):
+            self._file.close()
 
     def __enter__(self) -> "JsonlWriter":
         return self
@@ -115,18 +132,46 @@ def _truncate_torn_tail(path: Path) -> None:
         f.truncate(data.rfind(b"\n") + 1)
 
 
-def write_jsonl_atomic(path: str | Path, objs: Iterable[dict]) -> int:
-    """Write all objects to `path` via a temporary file and rename; returns the count."""
+@contextmanager
+def naming(path: str | Path):
+    """Make an OSError name `path`: a failed write, flush or fsync (a full disk) carries no file name."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None:
+            raise
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+
+
+@contextmanager
+def atomic_file(path: str | Path):
+    """A text file that replaces `path` when complete: readers see the old file or the new one, never
+    half of it, and the data is on the disk before the rename, so a power cut cannot leave an empty
+    file behind it. On failure the temporary file is removed and an OSError names `path`."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
+    try:
+        with naming(path):
+            with tmp.open("w", encoding="utf-8") as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+    except BaseException as e:
+        with suppress(OSError):
+            tmp.unlink()
+        if isinstance(e, OSError) and e.filename == str(tmp):  # the user knows `path`, not our temporary name
+            raise OSError(e.errno, e.strerror, str(path)) from e
+        raise
+
+
+def write_jsonl_atomic(path: str | Path, objs: Iterable[dict]) -> int:
+    """Write all objects to `path` atomically (see `atomic_file`); returns the count."""
     count = 0
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_file(path) as f:
         for obj in objs:
             f.write(json.dumps(obj, ensure_ascii=False) + "\n")
             count += 1
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
     return count
 
 
@@ -136,8 +181,8 @@ def read_json_object(path: str | Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
+        obj = json.loads(path.read_bytes())
+    except ValueError as e:  # not JSON, or not even UTF-8 (a torn or zeroed file)
         raise SelfInstructError(f"{path}: not valid JSON ({e})") from None
     if not isinstance(obj, dict):
         raise SelfInstructError(f"{path}: expected a JSON object, got {type(obj).__name__}")
@@ -149,11 +194,9 @@ def write_json_atomic(path: str | Path, obj) -> None:
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
-    """Readers see the old file or the new one, never half of it: a temporary file, then a rename."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Write `text` to `path` atomically (see `atomic_file`)."""
+    with atomic_file(path) as f:
+        f.write(text)
 
 
 # ---------------------------------------------------------------- record shapes
@@ -165,21 +208,22 @@ def normalize(raw: dict, where: str, require_output: bool = True) -> list[dict]:
     Alpaca shape: `{"instruction", "input"?, "output"}` -> one record.
     Self-instruct shape: `{"instruction", "instances": [{"input", "output"}, ...]}` -> one
     record per instance, with the task's other keys (id, name, is_classification) kept.
-    Without `require_output` (instructions to be answered), a missing output is "" and a
-    `prompt` or `question` field (GSM8K) is the instruction.
+    Prompt-file shape: `{"prompt" or "question", "completion"?}` -> one record, the prompt its
+    instruction and the completion its output (T0's files); without a completion it is an
+    instruction to be answered (GSM8K), read only without `require_output`, where a missing
+    output is "".
     An output with its reasoning inline (`<think>…</think>answer`) is split into `reasoning`
     and `output`, as exported with `--reasoning inline`.
     """
-    shapes = RECORD_SHAPES if require_output else [*RECORD_SHAPES, _prompt_shape]
-    for shape in shapes:
+    for shape in RECORD_SHAPES:
         records = shape(raw, where, require_output)
         if records is not None:
             return records
     keys = ", ".join(sorted(raw)) or "none"
     raise SelfInstructError(
         f"{where}: not an instruction record (keys: {keys}); expected 'instruction' with "
-        "'output' (Alpaca), 'instances' (self-instruct), or 'conversations' / 'messages' (chat)"
-        + ("" if require_output else ", or a 'prompt' / 'question' to answer")
+        "'output' (Alpaca), 'instances' (self-instruct), 'prompt' with 'completion', or 'conversations' / "
+        "'messages' (chat)" + ("" if require_output else ", or a 'prompt' / 'question' to answer")
     )
 
 
@@ -200,9 +244,12 @@ def _alpaca_shape(raw: dict, where: str, require_output: bool) -> list[dict] | N
 
 def _prompt_shape(raw: dict, where: str, require_output: bool) -> list[dict] | None:
     field = next((f for f in PROMPT_FIELDS if isinstance(raw.get(f), str)), None)
-    if field is None:
-        return None
-    return _alpaca_shape({"instruction": raw[field], **{k: v for k, v in raw.items() if k != field}}, where, require_output)
+    if field is None or (require_output and "output" not in raw and COMPLETION_FIELD not in raw):
+        return None  # a prompt with no answer is no record where one is required
+    record = {"instruction": raw[field], **{k: v for k, v in raw.items() if k != field}}
+    if "output" not in record and COMPLETION_FIELD in record:
+        record["output"] = record.pop(COMPLETION_FIELD)
+    return _alpaca_shape(record, where, require_output)
 
 
 def _self_instruct_shape(raw: dict, where: str, require_output: bool) -> list[dict] | None:
@@ -231,9 +278,13 @@ def _chat_shape(raw: dict, where: str, require_output: bool) -> list[dict] | Non
 
 # Each shape returns None when the object is not of that shape. The chat shapes (ShareGPT
 # `conversations`, OpenAI `messages`) are here so that every export format reads back
-# through `read_records`.
-RECORD_SHAPES: list[Callable[[dict, str, bool], list[dict] | None]] = [_alpaca_shape, _self_instruct_shape, _chat_shape]
+# through `read_records`; the prompt shape comes last: a record with an instruction is never
+# read as a prompt.
+RECORD_SHAPES: list[Callable[[dict, str, bool], list[dict] | None]] = [
+    _alpaca_shape, _self_instruct_shape, _chat_shape, _prompt_shape,
+]  # fmt: skip
 PROMPT_FIELDS = ("prompt", "question")  # where prompt files keep the instruction
+COMPLETION_FIELD = "completion"  # and the answer, when they have one
 
 
 def _check_text_fields(record: dict, where: str, prefix: str = "") -> None:
@@ -265,17 +316,20 @@ def read_records(src: str | Path, *, require_output: bool = True) -> list[dict]:
             f"{src}: directory has neither data.jsonl (a selfinstruct run) "
             "nor a saved Hugging Face dataset (state.json / dataset_dict.json)"
         )
-    suffix = src.suffix.lower()
-    if suffix == ".parquet":
+    name = src.name.lower()
+    if name.endswith(".parquet"):
         return _read_parquet(src, require_output)
-    if suffix == ".json":
+    if name.removesuffix(".gz").endswith(".json"):
         return _read_json_list(src, require_output)
     return [r for number, obj in read_jsonl(src) for r in normalize(obj, f"{src}:{number}", require_output)]
 
 
 def _read_json_list(path: Path, require_output: bool) -> list[dict]:
     """Alpaca JSON list; errors give the item index and its line in the file."""
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = _read_bytes(path).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SelfInstructError(f"{path}: not UTF-8 text ({e})") from None
     stripped = text.lstrip()
     if not stripped.startswith("["):
         if stripped.startswith("{"):  # a JSONL file with a .json name
@@ -285,13 +339,15 @@ def _read_json_list(path: Path, require_output: bool) -> list[dict]:
     records: list[dict] = []
     pos = text.index("[") + 1
     index = 0
+    line, counted = 1, 0  # `line` is where `counted` is: count on from the last item, never from the start
     while True:
         pos = _skip_space_and_commas(text, pos)
         if pos >= len(text):
             raise SelfInstructError(f"{path}: the JSON list is not closed (truncated file?)")
         if text[pos] == "]":
             return records
-        line = text.count("\n", 0, pos) + 1
+        line += text.count("\n", counted, pos)
+        counted = pos
         try:
             obj, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as e:

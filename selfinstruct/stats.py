@@ -50,6 +50,13 @@ class Stats:
         return dict(sorted(self.counts.items()))
 
 
+def top_counts(counts: Mapping[str, int], n: int = 3) -> str:
+    """The `n` largest counts on one line, for a progress bar:
+    {"blacklist": 3, "near_duplicate": 21} -> "near_duplicate 21, blacklist 3"; "none" when empty."""
+    largest = sorted(counts.items(), key=lambda item: -item[1])[:n]
+    return ", ".join(f"{name} {count}" for name, count in largest) or "none"
+
+
 def cleaning_summary(stats: Stats) -> dict:
     """The cleaner's counts as stats.json has always written them:
     seen == kept + sum(rejected.values()); `fixed` counts repairs."""

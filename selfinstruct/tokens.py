@@ -16,6 +16,7 @@ TOKENS_PER_ANSWER = 3
 # generous slack for the upper bound.
 TEMPLATE_SLACK_PER_MESSAGE = 8
 TEMPLATE_SLACK = 64
+COUNT_SLICE = 1 << 16  # characters tokenized at once by `count_tokens_capped`
 
 
 @functools.cache
@@ -27,6 +28,18 @@ def _encoding():
 
 def count_tokens(text: str) -> int:
     return len(_encoding().encode(text, disallowed_special=()))
+
+
+def count_tokens_capped(text: str, cap: int) -> int:
+    """`count_tokens(text)`, counted a slice at a time and stopped once past `cap`: a 50 MB text
+    costs the time and memory of about `cap` tokens. A cut between slices may split a token, so
+    the count of a text longer than one slice can be a few tokens high."""
+    total = 0
+    for start in range(0, len(text), COUNT_SLICE):
+        total += count_tokens(text[start : start + COUNT_SLICE])
+        if total > cap:
+            break
+    return total
 
 
 def estimate_prompt_tokens(messages: list[dict]) -> int:

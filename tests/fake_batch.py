@@ -13,6 +13,10 @@ refusals are those of the online tests. `plans` give successive batches their en
   {"end": "expired", "answered": 3}                 3 lines answered, the rest never reached
   {"end": "failed"}                                 validation failed: nothing answered
   {"end": "completed", "failed_lines": 2}           2 lines in the error file (HTTP 500)
+`endless_files` makes the account's list of files never end, as a busy account's seems to: after
+its own files (newest first) come other runs' files, page after page (`file_pages` counts the
+pages served; the list ends after `ENDLESS_PAGES`, so a client that walks it fails a test
+instead of hanging it).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from fake_openai import FakeOpenAI
 from loopback import LoopbackServer
 
 STEPS = ("validating", "in_progress", "finalizing")
+ENDLESS_PAGES = 1_000
 
 
 @dataclass
@@ -42,6 +47,8 @@ class FakeBatchAPI(LoopbackServer):
     batches: dict[str, dict] = field(default_factory=dict)
     uploads: list[tuple[str, list[str]]] = field(default_factory=list)
     served: list[tuple[str, str, dict]] = field(default_factory=list)
+    endless_files: bool = False
+    file_pages: int = 0
 
     def __post_init__(self):
         self._lock = threading.RLock()  # a batch that ends writes its files under the same lock
@@ -63,6 +70,24 @@ class FakeBatchAPI(LoopbackServer):
             if purpose == "batch":
                 self.uploads.append((name, [json.loads(line)["custom_id"] for line in data.decode().splitlines()]))
         return self.files[file_id]
+
+    def file_list(self, purpose: str | None, after: str | None, limit: int) -> dict:
+        """A page of the files, newest first, after the file `after`."""
+        with self._lock:
+            self.file_pages += 1
+            ours = [f for f in reversed(self.files.values()) if purpose in (None, f["purpose"])]
+            start = next((i + 1 for i, f in enumerate(ours) if f["id"] == after), 0) if after else 0
+            if not self.endless_files:
+                return {"object": "list", "data": ours[start:], "has_more": False}
+            if after and after.startswith("file-other-"):
+                start = len(ours) + int(after.removeprefix("file-other-")) + 1
+            page = [ours[i] if i < len(ours) else self._other_file(i - len(ours)) for i in range(start, start + limit)]
+            return {"object": "list", "data": page, "has_more": self.file_pages < ENDLESS_PAGES}
+
+    @staticmethod
+    def _other_file(n: int) -> dict:
+        return {"id": f"file-other-{n}", "object": "file", "bytes": 10, "created_at": 0,
+                "filename": f"selfinstruct-other-b{n:04d}.jsonl", "purpose": "batch", "status": "processed"}  # fmt: skip
 
     def _file(self, lines: list[dict], name: str) -> str | None:
         if not lines:
@@ -162,9 +187,8 @@ class FakeBatchAPI(LoopbackServer):
                 if parts[1] == "files" and len(parts) == 4:
                     return self._send(server.contents[parts[2]], content_type="application/octet-stream")
                 if parts[1] == "files":
-                    purpose = query.get("purpose", [None])[0]
-                    data = [f for f in server.files.values() if purpose in (None, f["purpose"])]
-                    return self._send({"object": "list", "data": data, "has_more": False})
+                    first = lambda name: query.get(name, [None])[0]  # noqa: E731
+                    return self._send(server.file_list(first("purpose"), first("after"), int(first("limit") or 100)))
                 if parts[1] == "batches" and len(parts) == 3:
                     return self._send(server.retrieve(parts[2]))
                 data = [server._public(b) for b in reversed(list(server.batches.values()))]

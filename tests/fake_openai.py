@@ -11,7 +11,8 @@ tests can compare the client's ledger with what the "provider" actually served.
 Faults, applied to HTTP requests in arrival order:
   ok, 429 (Retry-After: 1), 500, hang (sleeps past any client timeout), 401,
   malformed_json (200 with content that is not JSON), truncated (finish_reason=length,
-  content cut), empty_choice (200 with choices: []), bad_body (200 with an HTML body).
+  content cut), empty_choice (200 with choices: []), bad_body (200 with an HTML body),
+  gateway (a proxy's 502 page in HTML).
 
 A request that is not the bootstrap prompt (an instruction to answer) gets `answer(prompt)`;
 a rating prompt (`selfinstruct judge`) gets `rate(prompt)` when it is set: a (score,
@@ -163,6 +164,9 @@ class FakeOpenAI(LoopbackServer):
             return call, {**out_headers, **extra}, json.dumps({"error": {"message": message, "type": "error"}}).encode()
         if fault == "bad_body":
             return call, out_headers, b"<html><body>Bad gateway</body></html>"
+        if fault == "gateway":
+            call.status = 502
+            return call, out_headers, b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 
         messages = body.get("messages", [])
         prompt = messages[-1]["content"] if messages else ""

@@ -45,7 +45,7 @@ def test_dry_run_prints_the_estimate_and_sends_nothing(tmp_path):
         result = run(*api_args(server, tmp_path / "run", "-n", "52000", "--dry-run"))
         assert server.calls == []
     assert result.exit_code == 0
-    assert "about 20800 requests" in result.output and "expected cost: $" in result.output
+    assert "about 11556 requests" in result.output and "expected cost: $" in result.output  # 52,000 at 90% of 5 tasks
     assert not (tmp_path / "run").exists()
 
 

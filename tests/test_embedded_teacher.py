@@ -8,7 +8,9 @@ from pathlib import Path
 
 import openai
 import pytest
+from click.testing import CliRunner
 
+from selfinstruct.cli import main
 from selfinstruct.records import read_jsonl
 from selfinstruct.tasks.answer import AnswerConfig, answer
 from selfinstruct.tasks.bootstrap import GenerateConfig, generate
@@ -138,3 +140,24 @@ def test_teacher_serve_command_runs_standalone():
         process.terminate()
         process.wait(timeout=15)
     assert "Serving smollm2-135m-instruct" in process.stderr.read()
+
+
+def test_the_installed_llama_cpp_is_the_portable_build():
+    """`make install` builds llama.cpp without -march=native: a wheel that runs on any x86-64
+    with AVX2 (and not ggml's AMX kernels, which GCC 12 miscompiles), even where pip's cache
+    holds a native build of the same version."""
+    from importlib.metadata import distribution
+
+    files = distribution("llama-cpp-python").files
+    config = next(f for f in files if str(f).endswith("ggml/ggml-config.cmake"))
+    settings = config.read_text()
+    assert 'set(GGML_NATIVE "OFF")' in settings
+    assert 'set(GGML_AMX_INT8 "OFF")' in settings
+
+
+def test_teacher_check_command_answers_and_times_a_prompt():
+    result = CliRunner().invoke(main, ["teacher", "check"])
+    assert result.exit_code == 0, result.output
+    assert "llama.cpp: CPU :" in result.output and "AMX_INT8 = 1" not in result.output
+    tokens = int(result.output.split("embedded teacher: OK, ")[1].split(" tokens")[0])
+    assert tokens > 0

@@ -58,13 +58,18 @@ def test_answers_without_an_acceptable_record_stop_the_run(tmp_path):
 
 
 def test_the_end_of_a_run_pays_for_no_answer_it_does_not_need(tmp_path):
-    """Target 20, 5 accepted per answer, 8 requests in flight: the first 8 go out before any
-    yield is known; once answers arrive, no new request starts while those in flight are
-    expected to reach the target. Without that throttle each answer would start another."""
-    teacher = FakeTeacher(lambda rid: tasks_answer(5, rid), delay=lambda rid: 0.01 * (1 + int(rid[1:])))
-    result = generate(config(num_instructions=20, concurrency=8), tmp_path, teacher=teacher, progress=False)
+    """Target 100, 5 accepted per answer, 8 requests in flight: once answers arrive, no new
+    request starts while those in flight are expected to reach the target. Without that
+    throttle each answer would start another. A target of 20 needs no full pipe at all: before
+    any answer, the assumed yield (90% of 5 tasks) says 4 requests."""
+    teacher = FakeTeacher(lambda rid: tasks_answer(5, rid), delay=lambda rid: 0.01 * (1 + int(rid[1:]) % 8))
+    result = generate(config(num_instructions=100, concurrency=8), tmp_path / "full", teacher=teacher, progress=False)
     assert result.stop_reason is StopReason.TARGET_REACHED
-    assert len(teacher.calls) == 8  # the opening burst only
+    assert len(teacher.calls) == 20
+    teacher = FakeTeacher(lambda rid: tasks_answer(5, rid), delay=lambda rid: 0.01 * (1 + int(rid[1:])))
+    result = generate(config(num_instructions=20, concurrency=8), tmp_path / "small", teacher=teacher, progress=False)
+    assert result.stop_reason is StopReason.TARGET_REACHED
+    assert len(teacher.calls) == 4  # the opening burst, sized from the target
     # slower teacher, one request at a time: exactly the 4 answers the target needs
     result = generate(config(num_instructions=20), tmp_path / "one", teacher=FakeTeacher(lambda rid: tasks_answer(5, rid)),
                       progress=False)  # fmt: skip

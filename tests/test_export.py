@@ -79,13 +79,13 @@ def test_datasets_directory_loads_with_load_from_disk_and_can_split(run, tmp_pat
     assert {k: len(v) for k, v in split.items()} == {"train": 15, "test": 5}
     assert "train 15, test 5" in (tmp_path / "split" / "README.md").read_text()
 
-    export(run, format="alpaca", to=tmp_path / "plain")  # a second export replaces the first
+    export(run, format="alpaca", to=tmp_path / "plain", overwrite=True)  # a second export replaces the first
     assert datasets.load_from_disk(str(tmp_path / "plain")).column_names == list(TEXT_FIELDS)
 
 
 def test_the_card_states_how_the_data_was_made(run, tmp_path):
     export(run, to=tmp_path / "d" / "data.jsonl", license="cc-by-nc-4.0")
-    card_file = tmp_path / "d" / "README.md"
+    card_file = tmp_path / "d" / "data.jsonl.README.md"
     card = DatasetCard.load(card_file)
     text = card_file.read_text()
 
@@ -117,7 +117,7 @@ def test_a_filter_output_card_uses_its_stats_and_those_of_its_run(run, tmp_path)
     (filtered / "stats.json").write_text(json.dumps(stats))
 
     export(filtered, to=tmp_path / "out.json")
-    text = (tmp_path / "README.md").read_text()
+    text = (tmp_path / "out.json.README.md").read_text()
     assert "`selfinstruct filter` with preset `strict`, decontaminating against `user_oriented_instructions.jsonl`" in text
     assert "saw 20 records and kept 12" in text
     assert "| `exact_duplicate` | 5 |" in text and "| `refusal` | 3 |" in text  # the filter's counts
@@ -126,8 +126,8 @@ def test_a_filter_output_card_uses_its_stats_and_those_of_its_run(run, tmp_path)
     assert "api.example-llm.com:8443" in text and "$6.8700" in text
 
     (filtered / "stats.json").write_text(json.dumps({**stats, "input": "moved-away"}))
-    export(filtered, to=tmp_path / "out.json", run_dir=run)  # the run named by hand
-    assert "$6.8700" in (tmp_path / "README.md").read_text()
+    export(filtered, to=tmp_path / "out.json", run_dir=run, overwrite=True)  # the run named by hand
+    assert "$6.8700" in (tmp_path / "out.json.README.md").read_text()
 
 
 def test_a_plain_file_gets_a_card_that_says_what_is_unknown(tmp_path):
@@ -136,7 +136,7 @@ def test_a_plain_file_gets_a_card_that_says_what_is_unknown(tmp_path):
     src.write_text(json.dumps([{"instruction": "Name a color.", "input": "", "output": "Blue."}]))
 
     export(src, to=tmp_path / "out" / "data.parquet")
-    text = (tmp_path / "out" / "README.md").read_text()
+    text = (tmp_path / "out" / "data.parquet.README.md").read_text()
     assert "an unrecorded teacher model" in text and "Not recorded" in text and "--run-dir" in text
     assert read_records(tmp_path / "out" / "data.parquet") == [{"instruction": "Name a color.", "input": "", "output": "Blue."}]
 
@@ -151,7 +151,7 @@ def test_the_api_key_never_reaches_any_output(tmp_path):
     result = CliRunner().invoke(main, ["cost", str(tmp_path / "run"), "--json"])
     (out / "cost.json").write_text(result.output)
 
-    assert "127.0.0.1" in (out / "jsonl" / "README.md").read_text()
+    assert "127.0.0.1" in (out / "jsonl" / "out.jsonl.README.md").read_text()
     assert_no_key_in(out, FAKE_KEY)
     assert_no_key_in(out, SECRET)
 
@@ -159,7 +159,7 @@ def test_the_api_key_never_reaches_any_output(tmp_path):
 def test_the_cli_exports_and_reports(run, tmp_path):
     result = CliRunner().invoke(main, ["export", str(run), "--format", "sharegpt", "--to", str(tmp_path / "x.jsonl")])
     assert result.exit_code == 0, result.output
-    assert f"20 records as sharegpt: {tmp_path / 'x.jsonl'} (card: {tmp_path / 'README.md'})" in result.output
+    assert f"20 records as sharegpt: {tmp_path / 'x.jsonl'} (card: {tmp_path / 'x.jsonl.README.md'})" in result.output
 
     result = CliRunner().invoke(main, ["export", str(run), "--format", "openai", "--to", str(tmp_path / "x.parquet")])
     assert result.exit_code == 1 and "Error: --format openai writes OpenAI's fine-tuning file, which is JSONL" in result.output
@@ -181,11 +181,11 @@ def test_inconsistent_options_are_refused_before_anything_is_read(options, messa
         make_options(**options)
 
 
-def test_a_foreign_readme_or_folder_is_never_replaced(run, tmp_path):
-    (tmp_path / "README.md").write_text("# My project\n")
-    with pytest.raises(SelfInstructError, match="README.md not written by selfinstruct"):
-        export(run, to=tmp_path / "data.jsonl")
-    assert not (tmp_path / "data.jsonl").exists() and (tmp_path / "README.md").read_text() == "# My project\n"
+def test_a_foreign_card_file_or_folder_is_never_replaced(run, tmp_path):
+    (tmp_path / "data.jsonl.README.md").write_text("# My notes\n")
+    with pytest.raises(SelfInstructError, match="data.jsonl.README.md: not written by selfinstruct"):
+        export(run, to=tmp_path / "data.jsonl", overwrite=True)
+    assert not (tmp_path / "data.jsonl").exists() and (tmp_path / "data.jsonl.README.md").read_text() == "# My notes\n"
 
     with pytest.raises(SelfInstructError, match="exists and is not a saved dataset"):
         export(run, to=run)  # the run directory itself

@@ -419,7 +419,7 @@ def test_shipped_presets():
     alpaca = load_preset("alpaca")
     assert [r.name for r in alpaca.rules] == ["instruction_words", "blacklist", "write_a_program", "leading_punctuation", "non_ascii_start"]
     default = load_preset("default")
-    assert {r.name for r in default.rules} == set(RULES) - {"wrong_answer", "low_score"}  # but what --verify and judge add
+    assert {r.name for r in default.rules} == set(RULES) - {"unverifiable", "wrong_answer", "low_score"}  # but what --verify and judge add
     assert default.dedup.fields == ("instruction",) and default.dedup.rouge_threshold == 0.7
 
 

@@ -286,7 +286,7 @@ def test_the_card_shows_the_generation_the_judge_and_the_score_distribution(tmp_
         judge(JudgeConfig(source=str(run), base_url=server.base_url, model="judge-model"), tmp_path / "judged", progress=False)
 
     export_dataset(tmp_path / "judged", make_options(to=tmp_path / "export" / "data.jsonl"))
-    text = (tmp_path / "export" / "README.md").read_text()
+    text = (tmp_path / "export" / "data.jsonl.README.md").read_text()
     for fact in [
         ("Teacher: `gpt-4o-mini`. Each record was rated 0-5 by `judge-model` (the AlpaGasus method); only records "
          "scored 4.5 or more were kept."),
@@ -302,7 +302,7 @@ def test_the_card_shows_the_generation_the_judge_and_the_score_distribution(tmp_
     result = CliRunner().invoke(main, ["filter", str(tmp_path / "judged"), "--min-score", "3", "--out", str(tmp_path / "at-3")])
     assert result.exit_code == 0, result.output
     export_dataset(tmp_path / "at-3", make_options(to=tmp_path / "export3" / "data.jsonl"))
-    text = (tmp_path / "export3" / "README.md").read_text()
+    text = (tmp_path / "export3" / "data.jsonl.README.md").read_text()
     assert "20 instruction-following records" in text and "only records scored 3 or more were kept" in text
     assert "Then `selfinstruct filter --min-score 3` re-selected 20 of the 20 scored records" in text
     assert "| 5 | 5 (kept) |" in text and "| 3 | 15 (kept) |" in text

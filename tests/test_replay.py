@@ -10,7 +10,7 @@ import selfinstruct.engine.job
 import selfinstruct.engine.ledger
 from selfinstruct.tasks.bootstrap import GenerateConfig, generate
 
-FILES = ("data.jsonl", "rejected.jsonl", "ledger.jsonl")
+FILES = ("data.jsonl", "surplus.jsonl", "rejected.jsonl", "ledger.jsonl")
 
 
 def answer(request_id: str) -> str:

@@ -11,12 +11,15 @@ Every decision is counted in `stats` (see `engine.stats`): `seen`, `kept`,
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..stats import Stats
 from .dedup import NEAR_DUPLICATE, Duplicate, DuplicateIndex, SemanticIndex, check_storage, find_duplicates, open_index
 from .presets import Preset
+from .progress import STEP as PROGRESS_STEP
+from .progress import CleanProgress
 from .rules import Checked, Rejection, Rule, RuleSet
 from .rules.base import with_rule
 from .rules.contamination import Contaminated
@@ -125,17 +128,27 @@ class Cleaner:
                 duplicates[i] = duplicate
         return [self._decide(c, d) for c, d in zip(checked, duplicates)]
 
-    def check_all(self, records: Sequence[dict], keys: Sequence[str]) -> list[Verdict]:
-        """`check` on each record in order, the duplicates found for all of them at once.
+    def check_all(self, records: Sequence[dict], keys: Sequence[str], *, progress: bool = False) -> list[Verdict]:
+        """`check` on each record in order, the duplicates found for all of them at once;
+        `progress` shows a bar (see `CleanProgress`).
 
         Only on a fresh cleaner with the in-memory index (a shared index is queried
         record by record, as other workers change it meanwhile)."""
+        bar = CleanProgress(len(records), enabled=progress)
+        try:
+            verdicts = self._check_all(records, keys, bar)
+        finally:
+            bar.close(self.stats.group("rejected"))
+        return verdicts
+
+    def _check_all(self, records: Sequence[dict], keys: Sequence[str], bar: CleanProgress) -> list[Verdict]:
         if self.dedup is None or self.shared_index:
-            return self.check_many(records, keys)
+            return self.decide(self._check_rules(records, bar), keys)
         if self.stats["seen"]:
             raise RuntimeError("check_all needs a fresh Cleaner: this one has checked records already")
-        checked = self.rules.check_many(records)
+        checked = self._check_rules(records, bar)
         survivors = [i for i, c in enumerate(checked) if c.rejection is None]
+        bar.finding_duplicates(len(survivors))
         found = find_duplicates(
             [self.settings.text(checked[i].record) for i in survivors],
             self.settings,
@@ -148,6 +161,18 @@ class Cleaner:
                 key = self.reference[-1 - of]["id"] if of < 0 else keys[survivors[of]]
                 duplicates[i] = Duplicate(duplicate.reason, key)
         return [self._decide(c, d) for c, d in zip(checked, duplicates)]
+
+    def _check_rules(self, records: Sequence[dict], bar: CleanProgress) -> list[Checked]:
+        """`check_rules` a step at a time, so that the bar moves: the same decisions, as the
+        rules judge each record on its own."""
+        checked: list[Checked] = []
+        rejected: Counter[str] = Counter()
+        for start in range(0, len(records), PROGRESS_STEP):
+            part = self.check_rules(records[start : start + PROGRESS_STEP])
+            rejected.update(c.rejection.rule for c in part if c.rejection is not None)
+            checked += part
+            bar.checked(len(part), rejected)
+        return checked
 
     def restore(self, kept: Sequence[dict], rejected: Sequence[dict], stats: Stats) -> None:
         """Take up where earlier checks left off (a resumed run), without checking again: the

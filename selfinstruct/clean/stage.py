@@ -3,14 +3,18 @@
     result = clean_dataset("alpaca_data.json", "outputs/clean",
                            decontaminate=["user_oriented_instructions.jsonl"])
 
-reads what `read_records` reads (Alpaca JSON, JSONL, Parquet, a run directory, a saved
-Hugging Face dataset) and writes
+reads what `read_records` reads (Alpaca JSON, JSONL, either gzipped, Parquet, a run directory,
+a saved Hugging Face dataset) and writes
 
     DIR/data.jsonl      kept records, after the preset's repairs ("<noinput>" -> "")
     DIR/rejected.jsonl  the others, each with `reason`, `detail` and, for a duplicate,
                         `duplicate_of`: the id of the record it duplicates (its position
                         in the input, from 0, when records have no id)
     DIR/stats.json      counts per rule
+
+DIR is never a run directory (its data.jsonl is derived from its ledger), and it is written
+under a run directory's lock (`RunDir.lock`): a job starting there, or another filter writing
+there, is refused meanwhile, and so is this one while they hold it.
 
 With `min_score`, it re-selects records a judge rated (`selfinstruct judge`) at another
 threshold, without asking again: the candidates are every scored record of a judge run
@@ -30,7 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SettingError
+from ..engine.rundir import RunDir
+from ..errors import SelfInstructError, SettingError
 from ..records import read_json_object, read_jsonl, read_records, write_json_atomic, write_jsonl_atomic
 from ..stats import cleaning_summary
 from .cleaner import Cleaner, rejected_record
@@ -54,11 +59,13 @@ def clean_dataset(
     decontaminate: Sequence[str | Path] = (),
     lsh_storage: str | None = None,
     min_score: float | None = None,
+    progress: bool = True,
 ) -> CleanResult:
-    """`preset`: None = `default`, or `judge` with `min_score`."""
+    """`preset`: None = `default`, or `judge` with `min_score`. `progress`: a bar on stderr."""
     started = time.monotonic()
     src, out = Path(src), Path(out)
     _refuse_to_overwrite(src, out)
+    _refuse_run_dir(out)  # before the work, not only after it
     loaded = load_preset(preset or ("default" if min_score is None else "judge"))
     if min_score is None:
         records = read_records(src)
@@ -67,6 +74,8 @@ def clean_dataset(
             raise SettingError(f"{{min_score}} {min_score:g}: a judge's scores run from 0 to 5", "min_score")
         records = scored_records(src)
         loaded = loaded.model_copy(update={"rules": with_min_score(loaded.rules, min_score)})
+    if not records:  # a wrong or truncated file, most likely: an empty result would hide it
+        raise SelfInstructError(f"{src}: no records to filter")
     cleaner = Cleaner(
         loaded,
         decontaminate=[str(p) for p in decontaminate],
@@ -74,7 +83,7 @@ def clean_dataset(
         namespace=_input_namespace(records) if lsh_storage else "",
     )
     keys = [str(i) for i in range(len(records))]
-    verdicts = cleaner.check_all(records, keys)
+    verdicts = cleaner.check_all(records, keys, progress=progress)
 
     public_id = {key: record.get("id", i) for i, (key, record) in enumerate(zip(keys, records))}
     kept, rejected = [], []
@@ -86,9 +95,6 @@ def clean_dataset(
             if "duplicate_of" in row:  # a key of ours becomes the record's id; another worker's stays
                 row["duplicate_of"] = public_id.get(row["duplicate_of"], row["duplicate_of"])
             rejected.append(row)
-    out.mkdir(parents=True, exist_ok=True)
-    write_jsonl_atomic(out / "data.jsonl", kept)
-    write_jsonl_atomic(out / "rejected.jsonl", rejected)
     stats = {
         "input": str(src),
         "preset": loaded.name,
@@ -98,7 +104,11 @@ def clean_dataset(
         **cleaning_summary(cleaner.stats),
         "seconds": round(time.monotonic() - started, 2),
     }
-    write_json_atomic(out / "stats.json", stats)
+    with RunDir(out).lock():
+        _refuse_run_dir(out)  # a job may have started there meanwhile
+        write_jsonl_atomic(out / "data.jsonl", kept)
+        write_jsonl_atomic(out / "rejected.jsonl", rejected)
+        write_json_atomic(out / "stats.json", stats)
     return CleanResult(out, stats)
 
 
@@ -129,6 +139,14 @@ def _refuse_to_overwrite(src: Path, out: Path) -> None:
     source = (src / "data.jsonl" if src.is_dir() else src).resolve()
     if any((out / name).resolve() == source for name in OUTPUT_FILES):
         raise SettingError(f"{{out}} {out}: would overwrite the input {source}; choose another directory", "out")
+
+
+def _refuse_run_dir(out: Path) -> None:
+    if RunDir(out).holds_run():
+        raise SettingError(
+            f"{{out}} {out}: a run directory (made by generate, answer or judge); filter would replace its records: "
+            "choose another directory", "out",
+        )  # fmt: skip
 
 
 def _input_namespace(records: list[dict]) -> str:

@@ -16,9 +16,11 @@ to polling them. A batch whose creation was not recorded is looked up by its key
 file by its name, and the requests are read back from the uploaded file: nothing is uploaded,
 created or paid for twice.
 
-A job with a record target (a bootstrap) runs in rounds: the first is small (`first_round`
-requests), later ones are sized from the records per answer so far (the estimate that throttles
-the end of an online run) with a small margin, so a run stops near its target.
+A job with a record target (a bootstrap) runs in rounds: the first is sized from the target at
+the task's assumed records per answer, and is at most `first_round` requests (that rate is a
+guess); later ones are sized from the records per answer so far (the estimate that throttles
+the end of an online run) with a small margin, so a run stops near its target. What lands past
+the target is kept in the run's surplus (see `job`).
 """
 
 from __future__ import annotations
@@ -37,9 +39,9 @@ from ..teacher.client import TeacherSettings
 from ..teacher.dialect import Body, Dialect, EmptyAnswer, read_answer
 from .job import Job, JobStopped, StopReason
 
-FIRST_ROUND = 20  # requests in the first batch of a job with a target, before its yield is known
-# Later rounds ask for what the yield so far says is missing, plus 10% but at most a first
-# round more: a shortfall costs one more (small) round, an excess is paid for and not needed.
+FIRST_ROUND = 20  # the most requests in the first batch of a job with a target, before its yield is known
+# A round asks for what the yield says is missing, plus 10% (rounded) but at most a first round
+# more: a shortfall costs one more (small) round of hours, an excess is paid for and not needed.
 ROUND_MARGIN = 0.1
 MAX_SUBMISSIONS = 3  # batches one request may go in before it is given up
 POLL_S = 30.0
@@ -150,16 +152,17 @@ class BatchRunner:
         return Submission(key, requests, bodies), capped
 
     def _round_size(self) -> int:
-        """All there is to ask (up to the limit of one batch); a job with a target starts small,
-        then asks for what its yield says is missing (another small round while it has none)."""
+        """All there is to ask (up to the limit of one batch); a job with a target asks for what
+        its yield says is missing: the assumed yield at first, for at most a first round, then
+        the yield seen (another first round while answers came and none was kept)."""
         job = self.job
         if job.task.target is None:
             return MAX_REQUESTS
         needed = job.requests_to_target()
-        if not job.stats["responses"] or math.isinf(needed):
+        if math.isinf(needed):
             return self.first_round
-        needed = math.ceil(needed)
-        return min(MAX_REQUESTS, needed + min(math.ceil(needed * ROUND_MARGIN), self.first_round))
+        size = math.ceil(needed) + min(round(needed * ROUND_MARGIN), self.first_round)
+        return min(size, self.first_round if not job.stats["responses"] else MAX_REQUESTS)
 
     def _submit(self, submission: Submission) -> None:
         ledger = self.job.ledger
@@ -291,7 +294,7 @@ def cancel_batches(config, batch_ids: list[str]) -> None:
     billed, and a rerun collects it and asks the rest again."""
     from ..teacher.endpoint import teacher_endpoint
 
-    with teacher_endpoint(config) as settings:
-        api = BatchAPI(settings)
+    with teacher_endpoint(config) as endpoint:
+        api = BatchAPI(endpoint.settings)
         for batch_id in batch_ids:
             api.cancel(batch_id)

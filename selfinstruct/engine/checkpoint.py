@@ -6,7 +6,8 @@ used only when it still matches: the same selfinstruct version (rules may change
 versions), the same run identity, the same rule settings (a setting that may change between
 resumes, like a judge's threshold, then re-decides every answer from the ledger: nothing is
 asked again), a ledger that still has the answers it counted, and files at least as long as
-it says.
+it says. A damaged one (a power cut before the file reached the disk) is ignored with a warning:
+the whole ledger is replayed instead.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 from pathlib import Path
 
 from .. import __version__
+from ..errors import SelfInstructError, warn
 from ..records import read_json_object, write_json_atomic
 from .ledger import LedgerState
 
@@ -32,6 +34,7 @@ def rules_sha256(job) -> str:
 
 def write_checkpoint(job) -> None:
     job.data.flush()
+    job.surplus.flush()
     job.rejected.flush()
     write_json_atomic(job.run.checkpoint, {
         "selfinstruct": __version__,
@@ -40,6 +43,7 @@ def write_checkpoint(job) -> None:
         "responses": job.responses_taken,
         "last_request_id": job.last_request_id,
         "data_bytes": job.data.size,
+        "surplus_bytes": job.surplus.size,
         "rejected_bytes": job.rejected.size,
         "accepted": job.accepted,
         "cleaning": job.cleaner.stats.to_dict(),
@@ -47,9 +51,23 @@ def write_checkpoint(job) -> None:
     })  # fmt: skip
 
 
+def made_with(run, identity: dict) -> bool:
+    """Whether `run`'s checkpoint was written by a job of this identity: what vouches for a run whose
+    config.json is lost when its ledger is too old to record the run's settings."""
+    try:
+        checkpoint = read_json_object(run.checkpoint) or {}
+    except SelfInstructError:
+        return False
+    return checkpoint.get("identity_sha256") == identity_sha256(identity)
+
+
 def usable_checkpoint(job, state: LedgerState) -> dict | None:
     """The run directory's checkpoint, if it still describes its files and ledger."""
-    checkpoint = read_json_object(job.run.checkpoint) if job.run.checkpoint.exists() else None
+    try:
+        checkpoint = read_json_object(job.run.checkpoint)
+    except SelfInstructError as e:
+        warn(f"{e}: ignored; data.jsonl and rejected.jsonl are rebuilt from the whole ledger instead")
+        return None
     if checkpoint is None:
         return None
     answers = checkpoint.get("responses")
@@ -57,11 +75,12 @@ def usable_checkpoint(job, state: LedgerState) -> dict | None:
         checkpoint.get("selfinstruct") == __version__
         and checkpoint.get("identity_sha256") == identity_sha256(job.identity)
         and checkpoint.get("rules_sha256") == rules_sha256(job)
-        and isinstance(answers, int)
+        and all(isinstance(checkpoint.get(key), int) for key in ("responses", "data_bytes", "surplus_bytes", "rejected_bytes"))
         and answers <= len(state.responses)
         and (state.responses[answers - 1]["request_id"] if answers else None) == checkpoint.get("last_request_id")
         and _size(job.run.data) >= checkpoint.get("data_bytes", -1) >= 0
         and _size(job.run.rejected) >= checkpoint.get("rejected_bytes", -1) >= 0
+        and _size(job.run.surplus) >= checkpoint.get("surplus_bytes", -1) >= 0
     )
     return checkpoint if matches else None
 

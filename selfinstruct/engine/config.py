@@ -11,6 +11,7 @@ the same model may move to another host or port.
 from __future__ import annotations
 
 from typing import ClassVar, Literal, TypeVar
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -27,9 +28,11 @@ class JobConfig(BaseModel):
     IDENTITY: ClassVar[tuple[str, ...]] = ("model", "preset", "temperature", "top_p", "max_tokens", "response_format",
                                            "reasoning_effort")  # fmt: skip
     # The embedded 135M teacher answers one request at a time (llama-cpp-python's server
-    # serialises them) and needs few tokens; API teachers get Alpaca's settings.
-    EMBEDDED_DEFAULTS: ClassVar[dict] = {"max_tokens": 1024, "concurrency": 1, "model": MODEL_ALIAS}
-    API_DEFAULTS: ClassVar[dict] = {"max_tokens": 3072, "concurrency": 8}
+    # serialises them) and needs few tokens; API teachers get Alpaca's settings. Context windows:
+    # the embedded teacher is started with 4,096 tokens; 128,000 is gpt-4o(-mini)'s and DeepSeek's,
+    # the smallest of the priced models (a local server's may be smaller: set it).
+    EMBEDDED_DEFAULTS: ClassVar[dict] = {"max_tokens": 1024, "concurrency": 1, "model": MODEL_ALIAS, "context_tokens": 4096}
+    API_DEFAULTS: ClassVar[dict] = {"max_tokens": 3072, "concurrency": 8, "context_tokens": 128_000}
 
     # ---- the teacher
     base_url: str | None = Field(None, description="OpenAI-compatible endpoint; None = the embedded teacher")
@@ -38,6 +41,7 @@ class JobConfig(BaseModel):
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
     max_tokens: int | None = Field(None, ge=16)
+    context_tokens: int | None = Field(None, ge=256, description="the teacher's context window: a prompt longer than it leaves room for beside max_tokens is refused before it is sent")
     response_format: Literal["auto", "json_schema", "json_object", "text"] = "auto"
     reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = Field(None, description="passed to reasoning models that take it")
     timeout: float = Field(120.0, gt=0)
@@ -51,7 +55,7 @@ class JobConfig(BaseModel):
     concurrency: int | None = Field(None, ge=1, le=512)
     rpm: float | None = Field(None, gt=0)
     tpm: float | None = Field(None, gt=0)
-    max_cost: float | None = Field(None, ge=0, description="hard cap in USD")
+    max_cost: float | None = Field(None, gt=0, description="hard cap in USD (0 would pay for nothing)")
     max_output_tokens: int | None = Field(None, ge=1, description="the most one answer can bill, reasoning included; default: the price table's")
     batch: bool = Field(False, description="send the requests through the provider's Batch API, at its batch price")
     batch_poll_s: float = Field(30.0, gt=0, description="seconds between looks at a running batch")
@@ -64,6 +68,14 @@ class JobConfig(BaseModel):
     def _api_needs_model(self):
         if self.base_url is not None and not self.model:
             raise SettingError("{model} is required with {base_url}", "model", "base_url")
+        return self
+
+    @model_validator(mode="after")
+    def _base_url_is_http(self):
+        url = urlparse(self.base_url) if self.base_url is not None else None
+        if url is not None and (url.scheme not in ("http", "https") or not url.hostname):  # refused before any request
+            raise SettingError(f"{{base_url}} must be an http:// or https:// URL such as https://api.openai.com/v1 or "
+                               f"http://localhost:8000/v1, not {self.base_url!r}", "base_url")  # fmt: skip
         return self
 
     @property

@@ -7,6 +7,7 @@ counted with tiktoken, completion tokens from the run's ledger when it has answe
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,28 +32,58 @@ class CostEstimate:
     basis: str  # "ledger history" or "assumptions"
     expected_usd: float | None
     worst_case_usd: float | None
+    yield_note: str | None = None  # where an assumed accepted_per_request comes from
+    accepted_per_request_range: tuple[float, float] | None = None  # (least, most) when it is assumed
+    expected_usd_range: tuple[float, float] | None = None  # the expected cost at the most, and at the least
+    max_cost_usd: float | None = None
+    records_within_cap: int | None = None  # what max_cost pays for, when it is below the expected cost
+    cap_short_below: float | None = None  # accepted per request under which max_cost cuts the run short
 
     @classmethod
-    def priced(cls, config: JobConfig, *, records_wanted: int, requests: int, prompt_tokens: int, prompt_bound: int,
-               completion_tokens: int, accepted_per_request: float, basis: str) -> "CostEstimate":  # fmt: skip
-        """Expected: the estimated tokens; worst case: every prompt at its byte bound and every
-        answer at its completion bound; both at the batch price with `config.batch`."""
+    def priced(cls, config: JobConfig, *, records_wanted: int, prompt_tokens: int, prompt_bound: int, completion_tokens: int,
+               accepted_per_request: float, basis: str, yield_note: str | None = None,
+               accepted_per_request_range: tuple[float, float] | None = None) -> "CostEstimate":  # fmt: skip
+        """Expected: the estimated tokens, one request per `accepted_per_request` records wanted;
+        worst case: every prompt at its byte bound and every answer at its completion bound; both
+        at the batch price with `config.batch`. The cost goes as the requests, so as 1/yield: a
+        cost cap cuts the run short below the yield at which the expected cost reaches it."""
         price = config.price()
         worst_completion = completion_bound(config.model, config.max_tokens, config.max_output_tokens)
 
-        def cost(prompt: int, completion: int) -> float | None:
-            return price.cost(requests * prompt, requests * completion, batch=config.batch) if price else None
+        def requests(per_request: float) -> int:
+            return math.ceil(records_wanted / per_request) if per_request > 0 else 0
 
+        def cost(per_request: float, prompt: int, completion: int) -> float | None:
+            n = requests(per_request)
+            return price.cost(n * prompt, n * completion, batch=config.batch) if price else None
+
+        expected = cost(accepted_per_request, prompt_tokens, completion_tokens)
+        spread = None
+        if accepted_per_request_range and price:
+            least, most = accepted_per_request_range
+            spread = (cost(most, prompt_tokens, completion_tokens), cost(least, prompt_tokens, completion_tokens))
+        cap, within, short_below = config.max_cost, None, None
+        if cap is not None and expected:
+            if cap < expected:
+                within = math.floor(records_wanted * cap / expected)
+            elif spread and cap < spread[1]:
+                short_below = accepted_per_request * expected / cap
         return cls(
             model=config.model,
             records_wanted=records_wanted,
-            requests=requests,
+            requests=requests(accepted_per_request),
             prompt_tokens_per_request=prompt_tokens,
             completion_tokens_per_request=completion_tokens,
-            accepted_per_request=accepted_per_request,
+            accepted_per_request=round(accepted_per_request, 3),
             basis=basis,
-            expected_usd=cost(prompt_tokens, completion_tokens),
-            worst_case_usd=cost(prompt_bound, worst_completion),
+            expected_usd=expected,
+            worst_case_usd=cost(accepted_per_request, prompt_bound, worst_completion),
+            yield_note=yield_note,
+            accepted_per_request_range=accepted_per_request_range,
+            expected_usd_range=spread,
+            max_cost_usd=cap,
+            records_within_cap=within,
+            cap_short_below=None if short_below is None else round(short_below, 1),
         )
 
     def to_dict(self) -> dict:
@@ -76,7 +107,6 @@ def estimate_item_task_cost(task: ItemTask, config: JobConfig, out: str | Path |
     return CostEstimate.priced(
         config,
         records_wanted=len(waiting),
-        requests=len(waiting),
         prompt_tokens=round(sum(map(estimate_prompt_tokens, sample)) / len(sample)) if sample else 0,
         prompt_bound=max(map(prompt_tokens_upper_bound, sample), default=0),
         completion_tokens=completion,

@@ -11,6 +11,10 @@ The job decides everything that does not depend on how requests travel: when the
 done, whether another request is worth its money (the cost cap, and the end-of-run throttle
 that does not pay for answers nobody needs), when a run of failures or of useless answers
 must stop it, and what the reports say.
+
+A job with a target writes exactly that many records to data.jsonl (the dataset). Answers that
+land after it (in flight, or a batch's last lines) are paid for: what the cleaner keeps of them
+goes to surplus.jsonl, in order, and a rerun with a higher target takes them first.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from ..clean import Cleaner, rejected_record
 from ..clean.workers import RuleChecker
 from ..errors import SelfInstructError
 from ..pricing import Price, completion_bound
-from ..records import JsonlWriter, write_json_atomic
+from ..records import JsonlWriter, write_json_atomic, write_jsonl_atomic
 from ..stats import Stats
 from ..teacher.dialect import Ask, Completion
 from ..tokens import prompt_tokens_upper_bound
@@ -118,7 +122,8 @@ class Job:
         self.checker = RuleChecker(self.cleaner, workers=cleaning_workers(config))
         self.pending: deque[Pending] = deque()
         self.stats = Stats()  # the job's own counts: responses, unparseable answer parts
-        self.accepted = 0
+        self.accepted = 0  # records in data.jsonl
+        self.surplus_count = 0  # kept past the target, in surplus.jsonl
         self.failure_streak = 0
         self.barren_streak = 0
         self.next_index = 0
@@ -127,6 +132,7 @@ class Job:
         self.session = {"started": time.monotonic(), "responses": 0, "completion_tokens": 0, "replayed": 0, "restore_s": 0.0}
         self.ledger: Ledger | None = None
         self.data: JsonlWriter | None = None
+        self.surplus: JsonlWriter | None = None
         self.rejected: JsonlWriter | None = None
         self._reported = 0.0
 
@@ -135,11 +141,35 @@ class Job:
         self.ledger = Ledger(self.run.ledger, state)
         self.next_index = state.next_index
         self.data = JsonlWriter(self.run.data)
+        self.surplus = JsonlWriter(self.run.surplus)
         self.rejected = JsonlWriter(self.run.rejected)
+
+    def restore_kept(self, data: list[dict], surplus: list[dict]) -> None:
+        """Take back the records that data.jsonl and surplus.jsonl hold (a resume, before `open`),
+        split again at the target, which may have changed since: a raised target takes the surplus
+        first, a lowered one moves the records past it to the surplus, so that the files are
+        those a replay of the whole ledger would write. Each file changes in an order that a crash
+        leaves for the checkpoint to cut back (data.jsonl grown) or to refuse (a file shorter than
+        it says): the next resume then does the same again, or replays the ledger."""
+        kept = data + surplus
+        cut = len(kept) if self.task.target is None else min(self.task.target, len(kept))
+        if cut > len(data):
+            with JsonlWriter(self.run.data) as writer:
+                writer.write_many(kept[len(data) : cut])
+                writer.sync()
+            write_jsonl_atomic(self.run.surplus, kept[cut:])
+        elif cut < len(data):
+            raw, end = self.run.data.read_bytes(), 0
+            for _ in range(cut):
+                end = raw.index(b"\n", end) + 1
+            os.truncate(self.run.data, end)
+            write_jsonl_atomic(self.run.surplus, kept[cut:])
+        self.task.accept(kept[:cut])
+        self.accepted, self.surplus_count = cut, len(kept) - cut
 
     def close(self) -> None:
         self.checker.close()
-        for writer in (self.ledger, self.data, self.rejected):
+        for writer in (self.ledger, self.data, self.surplus, self.rejected):
             if writer is not None:
                 writer.close()
 
@@ -153,19 +183,25 @@ class Job:
         return None
 
     def requests_to_target(self) -> float:
-        """Answers still needed to reach the target at the accepted-per-answer rate so far: 0 at
-        the target, infinite without a target or before anything was accepted."""
+        """Answers still needed to reach the target at the accepted-per-answer rate so far (before
+        any answer, the task's assumed rate): 0 at the target, infinite without a target or
+        when answers came and nothing was accepted."""
         if self.task.target is None:
             return math.inf
         missing = self.task.target - self.accepted
         if missing <= 0:
             return 0
-        return missing * self.stats["responses"] / self.accepted if self.accepted else math.inf
+        if self.accepted:
+            return missing * self.stats["responses"] / self.accepted
+        assumed = self.task.assumed_per_answer
+        return missing / assumed if assumed and not self.stats["responses"] else math.inf
 
     def worth_another(self, in_flight: int) -> bool:
-        """Start a request only if what is in flight will likely not reach the target: this
-        keeps the end of a run from paying for a burst of answers nobody needs."""
-        return in_flight + len(self.pending) < self.requests_to_target()
+        """Start a request only if what is outstanding (in flight, or answered and being checked)
+        will likely fall short of the target by more than half an answer's yield: the end of a
+        run, and the start of a small one, pay for no answers far beyond what is missing."""
+        outstanding = in_flight + len(self.pending)
+        return outstanding == 0 or outstanding + 0.5 < self.requests_to_target()
 
     def plan(self, batch: bool = False) -> Planned | None:
         """The next request with its worst-case cost (at the Batch API's price with `batch`), or
@@ -273,10 +309,13 @@ class Job:
         request_id = pending.response["request_id"]
         rejected += [{"id": f"{request_id}-p{j}", "request_id": request_id, "reason": UNPARSEABLE, "detail": problem}
                      for j, problem in enumerate(pending.parsed.problems)]  # fmt: skip
-        self.data.write_many(kept)
+        room = len(kept) if self.task.target is None else max(self.task.target - self.accepted, 0)
+        self.data.write_many(kept[:room])
+        self.surplus.write_many(kept[room:])
         self.rejected.write_many(rejected)
-        self.task.accept(kept)
-        self.accepted += len(kept)
+        self.task.accept(kept[:room])
+        self.accepted += len(kept[:room])
+        self.surplus_count += len(kept[room:])
         self.stats.add("responses")
         self.stats.add(UNPARSEABLE, len(pending.parsed.problems))
         for name, n in pending.parsed.counts.items():

@@ -1,6 +1,8 @@
 """The append-only ledger: every request and response of a run, with usage and cost.
 
 It is the run's source of truth. Each line is one event:
+- `run`: the first line, the run's task and settings as config.json has them, so that a run whose
+  config.json is lost or damaged can still be checked and resumed (older ledgers lack it);
 - `request`: written *before* sending, with the worst-case cost reserved for it;
 - `response`: the answer (content, finish reason, usage, latency, cost, attempts);
 - `failure`: the request was given up (retries exhausted) or refused;
@@ -18,11 +20,14 @@ requests and before any of them is sent, so a request is durable before it can b
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ..records import JsonlWriter, read_jsonl
+
+RUN_EVENT = "run"
 
 
 def now_iso() -> str:
@@ -120,6 +125,27 @@ class LedgerState:
 
     def open_batches(self) -> list[BatchRecord]:
         return [batch for batch in self.batches.values() if batch.open]
+
+
+def start_ledger(path: Path, run: dict) -> None:
+    """Begin an empty (or absent) ledger with its `run` event; a ledger with events is left as it is."""
+    with JsonlWriter(path) as ledger:  # cuts a torn tail first: a header half-written by kill -9 is rewritten
+        if ledger.size == 0:
+            ledger.write({"event": RUN_EVENT, "time": now_iso(), **run})
+            ledger.sync()
+
+
+def ledger_header(path: Path) -> dict | None:
+    """The ledger's `run` event, or None (no ledger, or one from before it was recorded)."""
+    if not path.exists():
+        return None
+    with path.open("rb") as f:
+        first = f.readline()
+    try:
+        event = json.loads(first)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and event.get("event") == RUN_EVENT else None
 
 
 def load_ledger(path: Path) -> LedgerState:

@@ -1,16 +1,20 @@
 """The progress bar of a teacher job: the figures a user watches.
 
-    accepted 37/100 | rej near_duplicate 21, instruction_words 9, blacklist 3 | $0.0123 | 512 tok/s
+    accepted 37/100 | rej near_duplicate 21, instruction_words 9, blacklist 3 | $0.0123 | 512 tok/s | retried HTTP 429 4
 
 A job with a list of work (answer, judge) counts answered items instead of accepted records.
+Failures being retried show as they happen (`retried`): a bar that does not move says why.
 """
 
 from __future__ import annotations
 
 import time
 
+from collections import Counter
+
 from tqdm import tqdm
 
+from ..stats import top_counts
 from .costs import usd
 
 REFRESH_S = 0.25  # redraw at most this often: a fast endpoint answers hundreds of times a second
@@ -24,28 +28,37 @@ class RunProgress:
         self.started = time.monotonic()
         self.tokens_before = job.session["completion_tokens"]
         self.drawn = 0.0
+        self.retries: Counter[str] = Counter()  # failures retried, by kind: "HTTP 429", "timeout"...
 
     def _counts(self) -> tuple[int | None, int, str]:
         job = self.job
         pending = job.task.pending()
         if job.task.target is None and pending is not None:
             answered = job.stats["responses"]
-            return answered + pending, answered, "answered"
+            # answers whose records are still being checked are neither answered here nor pending
+            return answered + len(job.pending) + pending, answered, "answered"
         return job.task.target, job.accepted, "accepted"
 
-    def update(self) -> None:
+    def update(self, force: bool = False) -> None:
         now = time.monotonic()
-        if self.bar.disable or now - self.drawn < REFRESH_S:
+        if self.bar.disable or (now - self.drawn < REFRESH_S and not force):
             return
         self.drawn = now
         total, done, _ = self._counts()
         self.bar.total = total
         self.bar.n = min(done, total) if total else done
-        rejected = ", ".join(f"{reason} {count}" for reason, count in list(self.job.rejected_counts().items())[:3]) or "none"
+        rejected = top_counts(self.job.rejected_counts())
         tokens = self.job.session["completion_tokens"] - self.tokens_before
         rate = tokens / max(now - self.started, 1e-9)
-        self.bar.set_postfix_str(f"rej {rejected} | {usd(self.job.cost().cost_usd)} | {rate:.0f} tok/s", refresh=False)
+        retried = f" | retried {top_counts(self.retries)}" if self.retries else ""
+        self.bar.set_postfix_str(f"rej {rejected} | {usd(self.job.cost().cost_usd)} | {rate:.0f} tok/s{retried}", refresh=False)
         self.bar.refresh()
 
+    def retried(self, kind: str) -> None:
+        """A request failed and waits to be sent again: redrawn, as nothing else may move for a while."""
+        self.retries[kind] += 1
+        self.update()
+
     def close(self) -> None:
+        self.update(force=True)  # the last answers land within REFRESH_S of the last redraw
         self.bar.close()

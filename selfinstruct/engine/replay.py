@@ -37,18 +37,19 @@ def restore(job: Job) -> LedgerState:
     checkpoint = usable_checkpoint(job, state)
     if checkpoint is None:
         job.run.checkpoint.unlink(missing_ok=True)
-        for path in (job.run.data, job.run.rejected):
+        for path in (job.run.data, job.run.surplus, job.run.rejected):
             _truncate(path, 0)
         tail = state.responses
     else:
         _truncate(job.run.data, checkpoint["data_bytes"])
         _truncate(job.run.rejected, checkpoint["rejected_bytes"])
+        _truncate(job.run.surplus, checkpoint["surplus_bytes"])
         kept = [record for _, record in read_jsonl(job.run.data)]
+        surplus = [record for _, record in read_jsonl(job.run.surplus)]
         rejected = [row for _, row in read_jsonl(job.run.rejected)]
-        job.cleaner.restore(kept, rejected, Stats(checkpoint["cleaning"]))
+        job.cleaner.restore(kept + surplus, rejected, Stats(checkpoint["cleaning"]))
         job.stats = Stats(checkpoint["job"])
-        job.task.accept(kept)
-        job.accepted = len(kept)
+        job.restore_kept(kept, surplus)
         job.responses_taken = checkpoint["responses"]
         job.last_request_id = checkpoint["last_request_id"]
         tail = state.responses[checkpoint["responses"] :]

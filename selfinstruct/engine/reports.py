@@ -22,12 +22,14 @@ def run_stats(job, status: str) -> dict:
         "task": job.task.name,
         "target": job.task.target,
         "accepted": job.accepted,
+        "surplus": job.surplus_count,  # kept past the target, in surplus.jsonl
         "requests": totals.requests,
         "responses": totals.responses,
         "failed_requests": totals.failures,
         "candidates": cleaning["seen"],
         "acceptance_rate": round(cleaning["kept"] / cleaning["seen"], 4) if cleaning["seen"] else None,
-        "accepted_per_response": round(job.accepted / totals.responses, 3) if totals.responses else None,
+        # the teacher's yield: the surplus was accepted too
+        "accepted_per_response": round((job.accepted + job.surplus_count) / totals.responses, 3) if totals.responses else None,
         "unparseable": job.stats[UNPARSEABLE],
         "filters": cleaning_summary(cleaning),
         "preset": job.task.preset.name,

@@ -5,7 +5,8 @@ teacher command.
 
 It takes the directory's lock, checks that the directory holds this task with these settings,
 rebuilds the job from the ledger, starts the teacher (the configured endpoint or the
-embedded one) only if there is work left, and writes the final reports.
+embedded one) only if there is work left, and writes the final reports. An embedded teacher
+that dies mid-run is restarted once and the job rebuilt from its ledger.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from ..errors import SettingError
+from ..errors import SettingError, warn
+from ..teacher.embedded import TeacherDied
 from .config import JobConfig
 from .job import Job, JobResult, StopPolicy, StopReason
 from .replay import restore
 from .rundir import RunDir, file_sha256
 from .task import Task
+
+TEACHER_STARTS = 2  # an embedded teacher that dies mid-run is restarted once; a second death stops the run
 
 
 def run_job(task: Task, config: JobConfig, out: str | Path, *, overwrite: bool = False, progress: bool = True,
@@ -31,22 +35,31 @@ def run_job(task: Task, config: JobConfig, out: str | Path, *, overwrite: bool =
     identity = {**task.identity(), "preset_sha256": file_sha256(task.preset.path)}
     with run.lock():
         run.prepare(task.name, identity, config.model_dump(mode="json"), overwrite)
-        job = Job(task, config, run, identity, price, policy)
-        try:
-            restore(job)
-            open_batches = job.ledger.state.open_batches()
-            done = job.finished()
-            if done is not None and not open_batches:
-                return job.result(done)
-            if open_batches and not config.batch:
-                names = ", ".join(b.batch_id or b.key for b in open_batches)
-                raise SettingError(
-                    f"{run.path}: batch {names} is still open at the provider, and its answers are paid for: "
-                    "rerun with {batch} to collect them", "batch",
-                )  # fmt: skip
-            return job.result(_run(job, config, progress, teacher))
-        finally:
-            job.close()
+        for start in range(TEACHER_STARTS):
+            job = Job(task, config, run, identity, price, policy)
+            try:
+                restore(job)
+                open_batches = job.ledger.state.open_batches()
+                done = job.finished()
+                if done is not None and not open_batches:
+                    return job.result(done)
+                if open_batches and not config.batch:
+                    names = ", ".join(b.batch_id or b.key for b in open_batches)
+                    raise SettingError(
+                        f"{run.path}: batch {names} is still open at the provider, and its answers are paid for: "
+                        "rerun with {batch} to collect them", "batch",
+                    )  # fmt: skip
+                return job.result(_run(job, config, progress, teacher))
+            except TeacherDied as e:
+                if not e.mid_run:  # it crashed at start-up, before any request: it would again
+                    raise
+                if start + 1 == TEACHER_STARTS:
+                    raise TeacherDied(f"{e}\nIt died again after a restart, so the run stops; {run.path} keeps every answer so far.") from None
+                # A crash mid-run may be a one-off: a new teacher, and the job rebuilt from the
+                # ledger, as a rerun would do.
+                warn(f"{e}\nRestarting the embedded teacher once; the run resumes from its ledger.")
+            finally:
+                job.close()
 
 
 def _run(job: Job, config: JobConfig, progress: bool, teacher) -> StopReason:
@@ -59,9 +72,9 @@ def _run(job: Job, config: JobConfig, progress: bool, teacher) -> StopReason:
         return asyncio.run(OnlineRunner(job, teacher.settings, progress=progress, client=teacher).run())
     if config.batch and config.embedded:
         raise SettingError("the embedded teacher has no Batch API: set {base_url} to a provider's endpoint", "base_url", "batch")
-    with teacher_endpoint(config, log_path=job.run.teacher_log) as settings:
+    with teacher_endpoint(config, log_path=job.run.teacher_log) as endpoint:
         if config.batch:
             from .batch import BatchRunner
 
-            return BatchRunner(job, settings, progress=progress, poll_s=config.batch_poll_s).run()
-        return asyncio.run(OnlineRunner(job, settings, progress=progress).run())
+            return BatchRunner(job, endpoint.settings, progress=progress, poll_s=config.batch_poll_s).run()
+        return asyncio.run(OnlineRunner(job, endpoint.settings, progress=progress, watch=endpoint.watch).run())

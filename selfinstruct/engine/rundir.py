@@ -2,9 +2,10 @@
 
     DIR/config.json      the task, its settings, the format version, hashes of its inputs
     DIR/ledger.jsonl     every request and response (the source of truth)
-    DIR/data.jsonl       accepted records                 } derived from the ledger; on resume
-    DIR/rejected.jsonl   rejected ones, with the reason   } they are checked against the
-    DIR/checkpoint.json  how much of the ledger they hold } checkpoint and completed from it
+    DIR/data.jsonl       accepted records, the target's worth } derived from the ledger;
+    DIR/surplus.jsonl    accepted past the target (paid for)  } on resume they are checked
+    DIR/rejected.jsonl   rejected ones, with the reason       } against the checkpoint and
+    DIR/checkpoint.json  how much of the ledger they hold     } completed from it
     DIR/stats.json       counts per rule, acceptance, throughput
     DIR/cost.json        tokens and dollars
     DIR/teacher.log      the embedded teacher's log
@@ -17,6 +18,11 @@ they only read, and every writer leaves whole lines and whole files (atomic rena
 
 Format 2 added the task's name to config.json (format 1 only knew `generate`); a format-1
 directory is read as a `bootstrap` run and rewritten as format 2 when a job opens it.
+
+The ledger's first line (its `run` event) records what config.json does, so a run whose
+config.json is lost or damaged resumes from its ledger; for a ledger too old to have that line,
+a checkpoint written by a job of the same identity vouches for the command instead.
+`--overwrite` never deletes paid answers: the old ledger is kept aside, renamed with the time.
 """
 
 from __future__ import annotations
@@ -24,25 +30,36 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import itertools
 import json
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import SelfInstructError, SettingError
+from ..errors import SelfInstructError, SettingError, warn
 from ..records import write_json_atomic
+from .checkpoint import made_with
+from .ledger import ledger_header, start_ledger
 
 FORMAT_VERSION = 2
 CONFIG_FILE = "config.json"
 LEDGER_FILE = "ledger.jsonl"
 DATA_FILE = "data.jsonl"
+SURPLUS_FILE = "surplus.jsonl"
 REJECTED_FILE = "rejected.jsonl"
 CHECKPOINT_FILE = "checkpoint.json"
 STATS_FILE = "stats.json"
 COST_FILE = "cost.json"
 TEACHER_LOG = "teacher.log"
 LOCK_FILE = ".lock"
-RUN_FILES = (CONFIG_FILE, LEDGER_FILE, DATA_FILE, REJECTED_FILE, CHECKPOINT_FILE, STATS_FILE, COST_FILE, TEACHER_LOG)
+RUN_FILES = (CONFIG_FILE, LEDGER_FILE, DATA_FILE, SURPLUS_FILE, REJECTED_FILE, CHECKPOINT_FILE, STATS_FILE, COST_FILE, TEACHER_LOG)
+# how every message offers to start over: what happens to the paid answers is said, not left to find out
+START_OVER = "pass {overwrite} to start over (the old ledger is kept aside, renamed with the time; its paid answers are not reused)"
+
+
+class DamagedRunConfig(SelfInstructError):
+    """A run's saved settings cannot be read: the ledger may still tell them."""
 
 
 def file_sha256(path: Path) -> str:
@@ -56,6 +73,7 @@ class RunDir:
     config = property(lambda self: self.path / CONFIG_FILE)
     ledger = property(lambda self: self.path / LEDGER_FILE)
     data = property(lambda self: self.path / DATA_FILE)
+    surplus = property(lambda self: self.path / SURPLUS_FILE)
     rejected = property(lambda self: self.path / REJECTED_FILE)
     checkpoint = property(lambda self: self.path / CHECKPOINT_FILE)
     stats = property(lambda self: self.path / STATS_FILE)
@@ -89,51 +107,111 @@ class RunDir:
     def prepare(self, task: str, identity: dict, config: dict, overwrite: bool) -> None:
         """Make the directory ours (under the lock): new, or a run of the same task and identity.
 
-        With `overwrite`, the files of an earlier run are removed first."""
+        With `overwrite`, the files of an earlier run are removed first, its ledger kept aside."""
+        run = {"format_version": FORMAT_VERSION, "task": task, "identity": identity, "config": config}
         if overwrite:
-            for name in RUN_FILES:
-                (self.path / name).unlink(missing_ok=True)
-        elif self.config.exists():
+            self._start_over()
+        else:
             self._check_same_run(task, identity)
-        write_json_atomic(self.config, {"format_version": FORMAT_VERSION, "task": task, "identity": identity, "config": config})
+        write_json_atomic(self.config, run)
+        start_ledger(self.ledger, run)
+
+    def holds_run(self) -> bool:
+        """A teacher job's directory: its config, or its ledger alone (what was paid for) when the config is lost."""
+        return self.config.exists() or self.ledger.exists()
 
     def check_usable(self) -> None:
         """Refuse a directory that holds something other than a run (before anything is written to it)."""
         if self.path.exists() and not self.path.is_dir():
             raise SettingError(f"{self.path}: not a directory; choose another {{out}}", "out")
-        if self.path.is_dir() and not self.config.exists() and any(p.name != LOCK_FILE for p in self.path.iterdir()):
+        if self.path.is_dir() and not self.holds_run() and any(p.name != LOCK_FILE for p in self.path.iterdir()):
             raise SettingError(f"{self.path}: exists and is not a selfinstruct run directory; choose another {{out}}", "out")
 
     def _check_same_run(self, task: str, identity: dict) -> None:
-        saved = read_run_config(self.path)
+        saved = self._saved_run(task, identity)
+        if saved is None:
+            return
         if saved["task"] != task:
             raise SettingError(
-                f"{self.path} holds a {saved['task']!r} run, not {task!r}: choose another {{out}}, or pass {{overwrite}} "
-                "to start over", "out", "overwrite",
+                f"{self.path} holds a {saved['task']!r} run, not {task!r}: choose another {{out}}, or {START_OVER}",
+                "out", "overwrite",
             )  # fmt: skip
-        before = saved.get("identity", {})
+        before = saved["identity"]
         changed = [f"{k}: {before.get(k)!r} -> {v!r}" for k, v in identity.items() if before.get(k) != v]
         if changed:
             raise SettingError(
                 f"{self.path}: this run was made with different settings ({'; '.join(changed)}). "
-                "Rerun with the original settings to resume, pass {overwrite} to start over, or choose another {out}",
-                "overwrite", "out",
+                f"Rerun with the original settings to resume, choose another {{out}}, or {START_OVER}",
+                "out", "overwrite",
             )  # fmt: skip
+
+    def _saved_run(self, task: str, identity: dict) -> dict | None:
+        """The task and identity the directory's run was made with (None for a new one): config.json's,
+        or when it is missing or damaged, the ledger's (the source of truth)."""
+        if self.config.exists():
+            try:
+                return read_run_config(self.path)
+            except DamagedRunConfig as e:
+                problem = str(e)
+        else:
+            problem = f"{self.config}: missing"
+        if not self._ledger_started():
+            return None  # nothing was asked yet: nothing to check, nothing to lose
+        header = ledger_header(self.ledger)
+        if header is not None:
+            warn(f"{problem}; the run's task and settings are read from the first line of {self.ledger} instead")
+            return _checked(header, self.ledger)
+        if made_with(self, identity):
+            warn(f"{problem}; {self.checkpoint} shows that this command's settings made the run, so it resumes")
+            return {"task": task, "identity": identity}
+        raise SettingError(
+            f"{problem}, and {self.ledger} is too old to record the run's settings ({self.checkpoint} is missing, "
+            "damaged or made with other settings). To resume its paid answers, rerun the command that started the "
+            f"run, or put back a copy of config.json; or choose another {{out}}, or {START_OVER}", "out", "overwrite",
+        )  # fmt: skip
+
+    def _ledger_started(self) -> bool:
+        return self.ledger.exists() and self.ledger.stat().st_size > 0
+
+    def _start_over(self) -> None:
+        """Remove an earlier run's files; its ledger, what was paid for, is kept aside under a new name."""
+        if self._ledger_started():
+            kept = _set_aside(self.ledger)
+            warn(f"starting over: the earlier run's ledger is kept as {kept} (its answers are not reused)")
+        for name in RUN_FILES:
+            (self.path / name).unlink(missing_ok=True)
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename `path` to a free name with the time in it: ledger.jsonl -> ledger-20260101-120000.jsonl."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in itertools.count(1):
+        kept = path.with_name(f"{path.stem}-{stamp}{f'-{n}' if n > 1 else ''}{path.suffix}")
+        if not kept.exists():  # a rename would replace it: it may hold an earlier overwrite's answers
+            path.rename(kept)
+            return kept
 
 
 def read_run_config(run_dir: Path) -> dict:
     """A run's config.json, format 1 read as format 2."""
     path = Path(run_dir) / CONFIG_FILE
     try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise SettingError(f"{path}: not valid JSON ({e}); pass {{overwrite}} to start over", "overwrite") from None
-    version = saved.get("format_version")
+        saved = json.loads(path.read_bytes())
+    except ValueError as e:  # not JSON, or not even UTF-8 (a torn or zeroed file)
+        raise DamagedRunConfig(f"{path}: not valid JSON ({e})") from None
+    return _checked(saved, path)
+
+
+def _checked(saved, path: Path) -> dict:
+    """A run's saved settings (config.json, or the ledger's `run` event) checked, format 1 read as format 2."""
+    version = saved.get("format_version") if isinstance(saved, dict) else None
     if version == 1:
         saved = {**saved, "format_version": FORMAT_VERSION, "task": "bootstrap"}
-    elif version != FORMAT_VERSION:
+    elif version not in (None, FORMAT_VERSION):
         raise SelfInstructError(
             f"{path}: run format version {version!r}; this selfinstruct reads versions 1 and {FORMAT_VERSION} "
             "(a newer selfinstruct wrote it? upgrade, or start over in another directory)"
         )
+    if version is None or not isinstance(saved.get("task"), str) or not isinstance(saved.get("identity"), dict):
+        raise DamagedRunConfig(f"{path}: not a run's settings (format_version, task and identity expected)")
     return saved

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
+from ..errors import SettingError
 from ..teacher.client import RequestFailed, TeacherClient, TeacherRefused, TeacherSettings
 from ..teacher.limiter import RateLimiter
 from .job import Job, JobStopped, Planned, StopReason
@@ -18,19 +19,23 @@ from .progress import RunProgress
 
 
 class OnlineRunner:
-    def __init__(self, job: Job, settings: TeacherSettings, *, progress: bool = True, client=None):
-        """`client` replaces the HTTP client (tests drive the runner with an in-process teacher)."""
+    def __init__(self, job: Job, settings: TeacherSettings, *, progress: bool = True, client=None, watch=None):
+        """`client` replaces the HTTP client (tests drive the runner with an in-process teacher);
+        `watch()` is awaited beside the requests and raises when the teacher's process dies."""
         self.job = job
         self.settings = settings
         self.show_progress = progress
         self.client = client
+        self.watch = watch
 
     async def run(self) -> StopReason:
         job = self.job
-        client = self.client or TeacherClient(self.settings, RateLimiter(job.config.rpm, job.config.tpm))
         progress = RunProgress(job, enabled=self.show_progress)
+        limiter = RateLimiter(job.config.rpm, job.config.tpm)
+        client = self.client or TeacherClient(self.settings, limiter, on_retry=progress.retried)
         in_flight: dict[asyncio.Task, dict] = {}  # -> the request's ledger event
         stop: StopReason | None = None
+        watching = asyncio.create_task(self.watch()) if self.watch else None
         try:
             while True:
                 capped = self._fill(client, in_flight)
@@ -41,7 +46,10 @@ class OnlineRunner:
                         continue
                     stop = StopReason.MAX_COST if capped else None
                     break
-                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                waiting = [*in_flight, watching] if watching else list(in_flight)
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if watching in done:
+                    watching.result()  # raises: the teacher is gone, and so are the answers in flight
                 self._settle(done, in_flight)
                 job.drain()
                 job.report_if_due("running")
@@ -54,6 +62,8 @@ class OnlineRunner:
             job.write_reports(_stop_reason(e).value)
             raise
         finally:
+            if watching:
+                watching.cancel()
             progress.close()
             await client.close()
         return stop or job.finished() or StopReason.WORK_DONE
@@ -68,6 +78,12 @@ class OnlineRunner:
             if planned is None:
                 return False
             if job.would_break_cap(planned.reserve_usd):
+                if not in_flight and job.ledger.committed_usd == 0:  # not one request fits: say so, not "done"
+                    raise SettingError(
+                        f"{{max_cost}} (${job.config.max_cost}) is below what one request can cost "
+                        f"(${planned.reserve_usd:.4f} at most), so nothing was sent: raise {{max_cost}} or lower {{max_tokens}}",
+                        "max_cost", "max_tokens",
+                    )  # fmt: skip
                 return True
             request = job.send(planned)  # in the ledger, and reserved, before it is sent
             in_flight[asyncio.create_task(self._ask(client, planned))] = request

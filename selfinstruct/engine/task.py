@@ -64,6 +64,9 @@ class Task(ABC):
     preset: Preset  # the cleaning preset its records go through
     reference: tuple[dict, ...] = ()  # records the duplicate index starts with (a bootstrap's seed tasks)
     target: int | None = None  # stop once this many records are accepted (None: when the work runs out)
+    # records one answer is assumed to bring before any answer says: sizes the first requests of
+    # a run with a target (a small target needs fewer than a full round or a full pipe)
+    assumed_per_answer: float | None = None
 
     @abstractmethod
     def identity(self) -> dict:

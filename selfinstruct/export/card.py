@@ -105,11 +105,11 @@ def render_card(facts: Provenance, info: CardInfo) -> str:
 
 
 def check_card_path(path: Path) -> None:
-    """Refuse to replace a README.md that an export did not write (a project's own, say)."""
+    """Refuse to replace a card file that an export did not write (someone's own README.md, say)."""
     if path.exists() and MARKER not in path.read_text(encoding="utf-8", errors="replace"):
         raise SettingError(
-            f"{path}: a README.md not written by selfinstruct is there, and the dataset card goes there; "
-            "export into a directory of its own (e.g. {to} export/alpaca_data.json)", "to",
+            f"{path}: not written by selfinstruct, and the dataset card of this export goes there; "
+            "move it away or choose another {to}", "to",
         )  # fmt: skip
 
 

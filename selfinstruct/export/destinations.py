@@ -3,12 +3,17 @@
     DEST.json      a JSON list (Alpaca's alpaca_data.json is one)
     DEST.jsonl     JSON Lines
     DEST.parquet   one Parquet file (written by `datasets`, so its features travel with it)
-    anything else  a directory written by `datasets.Dataset.save_to_disk`, or a DatasetDict
-                   with train/test splits when a test share is given
+    DEST           (no extension, or an existing directory) a directory written by
+                   `datasets.Dataset.save_to_disk`, or a DatasetDict with train/test splits
+                   when a test share is given
+Any other extension (`out.csv`) is refused: no directory is made under a file's name.
 
-The dataset card goes inside a datasets directory and beside a file, as `README.md`: the
-Hub's place for it, and where `selfinstruct train` looks. A destination is written beside and
-renamed over the old one, so a failed export never leaves half a dataset.
+The dataset card goes inside a datasets directory as `README.md`, the Hub's place for it, and
+beside a file as `DEST.README.md` (`alpaca_data.json.README.md`): several files exported into
+one folder each keep their own card, and a folder's own README.md is never touched.
+`selfinstruct finetune` looks for both. An existing destination is replaced only when asked
+(`overwrite`), and then written beside and renamed over the old one, so a failed export never
+leaves half a dataset.
 """
 
 from __future__ import annotations
@@ -23,14 +28,37 @@ from ..records import write_json_atomic, write_jsonl_atomic
 JSON, JSONL, PARQUET, DATASETS = "json", "jsonl", "parquet", "datasets"
 FILE_KINDS = {".json": JSON, ".jsonl": JSONL, ".parquet": PARQUET}
 SAVED_DATASET_MARKERS = ("state.json", "dataset_dict.json")
+CARD_SUFFIX = ".README.md"  # a file's card: DEST.README.md
 
 
 def destination_kind(dest: Path) -> str:
-    return FILE_KINDS.get(dest.suffix.lower(), DATASETS)
+    suffix = dest.suffix.lower()
+    if suffix in FILE_KINDS:
+        return FILE_KINDS[suffix]
+    if suffix and not dest.is_dir():
+        raise SettingError(
+            f"{{to}} {dest}: export writes no {suffix} files; name a .json, .jsonl or .parquet file, or a directory "
+            "(a name without an extension) for a datasets export", "to",
+        )  # fmt: skip
+    return DATASETS
 
 
 def card_path(dest: Path) -> Path:
-    return dest / "README.md" if destination_kind(dest) == DATASETS else dest.parent / "README.md"
+    return dest / "README.md" if destination_kind(dest) == DATASETS else dest.with_name(dest.name + CARD_SUFFIX)
+
+
+def check_destination(dest: Path, overwrite: bool) -> None:
+    """Refuse, before anything is read or written, a destination that may not be replaced: a folder
+    that is not an earlier export, ever; an earlier export, unless `overwrite`."""
+    if destination_kind(dest) == DATASETS:
+        _check_replaceable_dir(dest)
+        exists = dest.is_dir() and any(dest.iterdir())
+    elif dest.is_dir():
+        raise SettingError(f"{{to}} {dest}: is a directory; name the file to write", "to")
+    else:
+        exists = dest.exists()
+    if exists and not overwrite:
+        raise SettingError(f"{{to}} {dest}: exists; pass {{overwrite}} to replace it, or choose another {{to}}", "to", "overwrite")
 
 
 def to_dataset(rows: list[dict], test_share: float | None, seed: int):

@@ -3,8 +3,9 @@
     options = make_options(format="messages", to="out/train.parquet", push_to_hub="me/my-data")
     export_dataset("outputs/run", options)
 
-Every export writes a dataset card: beside a file or inside a datasets directory as
-README.md, and as the Hub repository's README.md.
+Every export writes a dataset card: beside a file as FILE.README.md, inside a datasets
+directory as README.md, and as the Hub repository's README.md. An existing destination is
+replaced only with `overwrite`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..errors import SelfInstructError, SettingError, from_settings
 from ..records import read_records
 from .card import CardInfo, check_card_path, render_card, write_card
-from .destinations import DATASETS, JSON, JSONL, PARQUET, card_path, destination_kind, split_sizes, to_dataset, write_rows
+from .destinations import (
+    DATASETS, JSON, JSONL, PARQUET, card_path, check_destination, destination_kind, split_sizes, to_dataset, write_rows,
+)  # fmt: skip
 from .formats import FORMATS, with_reasoning
 from .hub import REPO_ID, hub_token, push
 from .provenance import gather
@@ -39,6 +42,7 @@ class ExportOptions(BaseModel):
         None, description="row shape; None = alpaca for a .json file, jsonl otherwise"
     )
     to: Path | None = Field(None, description=".json / .jsonl / .parquet file, or a datasets directory")
+    overwrite: bool = Field(False, description="replace an existing destination (an earlier export)")
     push_to_hub: str | None = Field(None, description="OWNER/NAME of a Hub dataset repository")
     public: bool = False
     split_test: float | None = Field(None, gt=0, lt=1, description="share of records in a test split")
@@ -96,6 +100,9 @@ class ExportResult:
 
 
 def export_dataset(src: str | Path, options: ExportOptions) -> ExportResult:
+    if options.to is not None:  # before the records are read, and long before anything is written
+        check_destination(options.to, options.overwrite)
+        check_card_path(card_path(options.to))
     records = read_records(src)
     if not records:
         raise SelfInstructError(f"{src}: no records to export")
@@ -117,7 +124,6 @@ def export_dataset(src: str | Path, options: ExportOptions) -> ExportResult:
     card_file = hub_url = None
     if options.to is not None:
         card_file = card_path(options.to)
-        check_card_path(card_file)  # before any data is written
         splits = write_rows(rows, options.to, options.split_test, options.seed)
         kind = destination_kind(options.to)
         write_card(card_file, card(LOAD_CODE[kind].format(path=options.to, name=options.to.name), splits))

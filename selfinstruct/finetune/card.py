@@ -10,14 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from ..export.destinations import CARD_SUFFIX
 from .recipe import Recipe
 from .template import PROMPT_INPUT, PROMPT_NO_INPUT
 
 
 def find_dataset_card(data: Path) -> Path | None:
-    folder = data if data.is_dir() else data.parent
-    card = folder / "README.md"
-    return card if card.is_file() else None
+    """The card export wrote inside a dataset directory or beside a file (FILE.README.md; a README.md
+    beside it from exports that wrote that)."""
+    cards = [data / "README.md"] if data.is_dir() else [data.with_name(data.name + CARD_SUFFIX), data.parent / "README.md"]
+    return next((card for card in cards if card.is_file()), None)
 
 
 def _title(card: Path) -> str | None:

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from transformers import TrainerCallback
+
 from ..errors import SelfInstructError
 from ..records import read_records
 from .card import render_card
@@ -84,6 +86,20 @@ def sft_config(recipe: Recipe, out: Path, precision: Precision, attention: str):
     )
 
 
+class ShortRunLogging(TrainerCallback):
+    """Log the loss at least ten times a run, and at its last step: a 5-step run logging every
+    10 steps would log its first step only, and report that loss as its last one too. On a long
+    run the recipe's `logging_steps` stands."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # state.logging_steps is args.logging_steps, resolved once max_steps is known
+        state.logging_steps = min(state.logging_steps, max(1, state.max_steps // 10))
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:
+            control.should_log = True
+
+
 def _fsdp_checkpoints_activations() -> bool:
     # `accelerate launch` with fsdp_activation_checkpointing already recomputes activations, and
     # transformers refuses that together with its own gradient checkpointing.
@@ -102,7 +118,7 @@ def build_trainer(model, tokenizer, examples: list[dict], recipe: Recipe, out: P
         train_dataset=datasets.Dataset.from_list(examples),
         processing_class=tokenizer,
         peft_config=None if recipe.method == "full" else lora_config(recipe),
-        callbacks=list(callbacks),
+        callbacks=[ShortRunLogging(), *callbacks],
     )
     if precision.bf16 or precision.fp16:
         keep_adapter_inputs_16bit(trainer.model)

@@ -85,6 +85,9 @@ def cost_report(src: str | Path) -> CostReport:
     run = RunDir(ledger.parent)
     state = load_ledger(ledger)
     config = read_json_object(run.path / CONFIG_FILE) or {}
+    if not state.requests and (not config or ledger.name != LEDGER_FILE):  # a table of zeros would say nothing
+        raise SelfInstructError(f"{src}: not a run, no request is recorded in it; cost reads a run directory "
+                                "made by generate, answer or judge (or its ledger.jsonl)")  # fmt: skip
     settings = config.get("config") or {}
     model = (config.get("identity") or {}).get("model") or next((r.get("model") for r in state.responses), None)
     price = price_for(model, settings.get("price_in"), settings.get("price_out"), settings.get("price_cached")) if model else None

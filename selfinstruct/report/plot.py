@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..errors import SelfInstructError
 from ..pricing import ALPACA_REFERENCE
+from ..records import naming
 from .cost import PROJECTED_RECORDS, CostReport
 
 
@@ -37,6 +38,7 @@ def plot_projection(report: CostReport, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with naming(path):  # a full disk fails in a write that names no file
+        fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

@@ -50,8 +50,8 @@ def funnel(source: Source) -> Funnel | None:
     stats = source.stats or {}
     rules = source.rule_counts
     if rules is not None:
-        if "candidates" in stats:  # a run
-            return Funnel(stats["candidates"], rules, stats["accepted"], stats.get("unparseable", 0))
+        if "candidates" in stats:  # a run; what the cleaner kept past the target is in its surplus
+            return Funnel(stats["candidates"], rules, stats["accepted"] + stats.get("surplus", 0), stats.get("unparseable", 0))
         return Funnel(stats.get("seen", 0), rules, stats.get("kept", len(source.records)))
     if source.rejected is None:
         return None

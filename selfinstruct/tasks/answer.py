@@ -10,7 +10,9 @@ a reasoning teacher (R1-style): each instruction (with its input) of the source 
 The source is a run directory or any dataset `read_records` reads, outputs not needed: an
 instruction file, or a JSONL of `prompt` / `question` rows (GSM8K). A source column `answer`
 or `solution` is the reference answer; with `verify="math"` only the samples whose final
-answer equals it are kept (rule `wrong_answer`), and stats.json reports the pass rate.
+answer equals it are kept (rule `wrong_answer`), and stats.json reports the pass rate. An
+answer with no reference to check it against is rejected as `unverifiable`, and a source
+without any reference math-verify can read is refused before anything is asked.
 
     result = answer(AnswerConfig(source="gsm8k.jsonl", base_url=URL, model="deepseek-reasoner",
                                  samples=4, verify="math"), "outputs/gsm8k-r1")
@@ -28,13 +30,13 @@ from typing import Literal
 from pydantic import Field
 
 from ..clean import Preset, load_preset
-from ..clean.rules.verify import WrongAnswer
+from ..clean.rules.verify import Unverifiable, WrongAnswer, final_reference, reference_answer
 from ..engine.config import JobConfig
 from ..engine.estimate import CostEstimate, estimate_item_task_cost
 from ..engine.job import JobResult, StopPolicy
 from ..engine.run import run_job
 from ..engine.task import ItemTask, Parsed, Request
-from ..errors import SettingError
+from ..errors import SettingError, warn
 from ..reasoning import split_reasoning
 from ..records import read_records
 from ..stats import Stats
@@ -82,7 +84,7 @@ class AnswerTask(ItemTask):
         self.config = config
         self.prompts = prompts
         self.source_sha256 = source_sha256
-        rules = [WrongAnswer(), *preset.rules] if config.verify == "math" else preset.rules
+        rules = [Unverifiable(), WrongAnswer(), *preset.rules] if config.verify == "math" else preset.rules
         self.preset = preset.model_copy(update={"rules": rules})
 
     def identity(self) -> dict:
@@ -121,7 +123,8 @@ class AnswerTask(ItemTask):
     def describe(self, stats: Stats) -> dict:
         figures = super().describe(stats)
         if self.config.verify:
-            checked = sum(1 for item in self.answered_items if self.prompt_of(item).reference is not None)
+            # both verification rules come first: every record seen went through them
+            checked = stats["seen"] - stats[f"rejected/{Unverifiable.name}"]
             wrong = stats[f"rejected/{WrongAnswer.name}"]
             figures["verification"] = {
                 "method": self.config.verify,
@@ -134,7 +137,26 @@ class AnswerTask(ItemTask):
 
 def answer_task(config: AnswerConfig) -> AnswerTask:
     prompts, source_sha256 = load_prompts(config.source)
+    if config.verify:
+        check_references(config.source, prompts)
     return AnswerTask(config, prompts, source_sha256, load_preset(config.preset))
+
+
+def check_references(source: str, prompts: list[Prompt]) -> None:
+    """Before anything is paid for: refuse a source with no reference answer math-verify can
+    read (every answer would be rejected as unverifiable), and warn of prompts without one."""
+    fields = " or ".join(repr(f) for f in REFERENCE_FIELDS)
+    references = [p.reference for p in prompts if p.reference is not None]
+    if not references:
+        raise SettingError(f"{source}: no record has a reference answer (the field {fields}), so {{verify}} has "
+                           "nothing to check the answers against: add the field, or run without {verify}", "verify")  # fmt: skip
+    if not any(reference_answer(reference) for reference in references):
+        raise SettingError(f"{source}: math-verify can read none of the {len(references)} reference answers (the field "
+                           f"{fields}; the first: {final_reference(references[0])[:40]!r}), so {{verify}} can verify nothing",
+                           "verify")  # fmt: skip
+    if len(references) < len(prompts):
+        warn(f"{source}: {len(prompts) - len(references)} of {len(prompts)} records have no reference answer ({fields}); "
+             f"their answers will be rejected as {Unverifiable.name!r}")  # fmt: skip
 
 
 def answer(config: AnswerConfig, out: str | Path, *, overwrite: bool = False, progress: bool = True,

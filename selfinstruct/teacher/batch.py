@@ -15,6 +15,7 @@ completed; a `completed` batch can have failed lines in its error file.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 
@@ -26,7 +27,10 @@ MAX_REQUESTS = 50_000
 MAX_BYTES = 200 * 2**20
 ENDPOINT = "/v1/chat/completions"
 TERMINAL = ("completed", "failed", "expired", "cancelled")
-FIND_LIMIT = 1_000  # newest batches looked through for one created before a crash
+# Newest batches (and batch files) looked through for one made before a crash recorded it: an
+# account's lists have no end we can count on, and ours is among the newest.
+FIND_LIMIT = 1_000
+PAGE = 100  # items asked for per page of a list
 
 
 @dataclass(frozen=True)
@@ -65,17 +69,17 @@ class BatchAPI:
         return self.find_file(name) or self._client.files.create(file=(name, data, "application/jsonl"), purpose="batch").id
 
     def find_file(self, name: str) -> str | None:
-        return next((f.id for f in self._client.files.list(purpose="batch") if f.filename == name), None)
+        """The newest batch input file called `name`, among the newest `FIND_LIMIT`."""
+        files = self._client.files.list(purpose="batch", order="desc", limit=PAGE)
+        return next((f.id for f in itertools.islice(files, FIND_LIMIT) if f.filename == name), None)
 
     def create(self, file_id: str, metadata: dict) -> RemoteBatch:
         batch = self._client.batches.create(input_file_id=file_id, endpoint=ENDPOINT, completion_window="24h", metadata=metadata)
         return RemoteBatch.of(batch)
 
     def find(self, metadata: dict) -> RemoteBatch | None:
-        """The newest batch whose metadata holds `metadata`."""
-        for i, batch in enumerate(self._client.batches.list(limit=100)):
-            if i >= FIND_LIMIT:
-                break
+        """The newest batch whose metadata holds `metadata`, among the newest `FIND_LIMIT`."""
+        for batch in itertools.islice(self._client.batches.list(limit=PAGE), FIND_LIMIT):
             if metadata.items() <= dict(batch.metadata or {}).items():
                 return RemoteBatch.of(batch)
         return None

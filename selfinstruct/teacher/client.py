@@ -4,16 +4,22 @@ long paid run needs.
 - 429, 5xx, timeouts and dropped connections are retried by tenacity with exponential
   backoff and jitter; a `Retry-After` / `retry-after-ms` / `x-ratelimit-reset-*` header wins
   over the backoff, and a 429 pauses the whole rate limiter, not only the request that got it.
-- 400/401/403/404/422 raise `TeacherRefused` at once: retrying cannot fix them, unless the
+- 400/401/403/404/422/501 raise `TeacherRefused` at once: retrying cannot fix them, unless the
   endpoint's dialect learns from it (a structured-output mode or a parameter it does not take,
   see `dialect`) and the request is asked again, changed.
+- Until the endpoint has once answered like an API (any JSON, an error included), a refused
+  connection, an unknown host or an answer that is not JSON is a wrong `base_url`, not a busy
+  server: it raises `TeacherRefused` naming the URL and the cause at once, where retries would
+  hide it for half a minute. Later, the same failures are transient and retried.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import openai
@@ -29,11 +35,20 @@ REFUSAL_HINTS = {  # status -> (hint, the settings it names)
     401: ("the API key was not accepted: check the key in ${key_env}", ()),
     403: ("the key has no access to this model or endpoint", ()),
     404: ("the endpoint or model was not found: check {base_url} and {model}", ("base_url", "model")),
-}
+    501: ("the server does not implement chat completions: check that {base_url} is an OpenAI-compatible API, "
+          "most end in /v1", ("base_url",)),
+}  # fmt: skip
+GATEWAY_STATUSES = (502, 503, 504)  # a proxy's error page while the API behind it starts: retried, even at first
+CONNECT_ERRORS = ("ConnectError", "UnsupportedProtocol")  # httpx's (httpx2's) failures to open a connection
 
 
 class TeacherRefused(SettingError):
-    """The endpoint answered with an error that retrying cannot fix (400/401/403/404/422)."""
+    """The endpoint answered with an error that retrying cannot fix (400/401/403/404/422/501),
+    or is not an API at all."""
+
+
+class NotJSON(Exception):
+    """A 200 whose body is not JSON (a web page): the openai client hands such a body back as text."""
 
 
 class RequestFailed(Exception):
@@ -56,12 +71,17 @@ class TeacherSettings:
     backoff_max_s: float = 60.0
     response_format: str = "auto"  # "auto" or one of dialect.FORMAT_CHAIN
     first_format: str = "json_schema"  # where "auto" starts
+    reached: bool = False  # answered already (the embedded teacher's probe): first failures are transient too
 
 
 class TeacherClient:
-    def __init__(self, settings: TeacherSettings, limiter: RateLimiter | None = None):
+    def __init__(self, settings: TeacherSettings, limiter: RateLimiter | None = None,
+                 on_retry: Callable[[str], None] | None = None):  # fmt: skip
+        """`on_retry(kind)` hears of each failure about to be retried ("HTTP 429", "timeout"...)."""
         self.settings = settings
         self.limiter = limiter or RateLimiter()
+        self.on_retry = on_retry
+        self.reached = settings.reached  # the endpoint has answered like an API: connection failures are transient now
         self.dialect = Dialect(settings.model, settings.base_url, settings.response_format, settings.first_format)
         self._client = openai.AsyncOpenAI(
             base_url=settings.base_url,
@@ -98,6 +118,20 @@ class TeacherClient:
         key = self.settings.api_key
         return text.replace(key, "***") if len(key) >= 8 else text
 
+    def _worth_retrying(self, e: BaseException) -> bool:
+        """Tenacity's question, asked of every failure: the one place that sees them all."""
+        if isinstance(e, openai.APIStatusError) and e.body is not None and not isinstance(e.body, str):
+            self.reached = True  # an error in JSON: an API is there, busy or refusing
+        return _is_transient(e) and (self.reached or _wrong_endpoint(e) is None)
+
+    def _unusable(self, problem: str) -> TeacherRefused:
+        return TeacherRefused(f"The teacher at {self.settings.base_url} {problem}; check {{base_url}}", "base_url")
+
+    def _retrying(self, e: BaseException, retry_errors: list[str]) -> None:
+        retry_errors.append(self._redact(_describe(e)))
+        if self.on_retry is not None:
+            self.on_retry(_kind(e))
+
     def _wait_retry_after_or_backoff(self):
         backoff = wait_random_exponential(multiplier=0.5, max=self.settings.backoff_max_s)
 
@@ -121,10 +155,10 @@ class TeacherClient:
         retry_errors: list[str] = []
         started = time.monotonic()
         retrying = AsyncRetrying(
-            retry=retry_if_exception(_is_transient),
+            retry=retry_if_exception(self._worth_retrying),
             wait=self._wait_retry_after_or_backoff(),
             stop=stop_after_attempt(self.settings.max_attempts),
-            before_sleep=lambda state: retry_errors.append(self._redact(_describe(state.outcome.exception()))),
+            before_sleep=lambda state: self._retrying(state.outcome.exception(), retry_errors),
             reraise=True,
         )
         attempts = 0
@@ -138,25 +172,73 @@ class TeacherClient:
                     await self.limiter.acquire(tokens_needed)
                     raw = await self._client.post("/chat/completions", cast_to=object, body=body.json, options={"headers": headers})
                     self.limiter.update_from_headers(raw.headers)
+                    answer = raw.parse()
+                    if isinstance(answer, str):
+                        raise NotJSON(f"HTTP {raw.status_code} {raw.headers.get('content-type', '')}: {_short(answer, 80)}")
+                    self.reached = True
                     completion = read_answer(
-                        raw.parse(), body, latency_s=round(time.monotonic() - started, 3), attempts=attempts,
+                        answer, body, latency_s=round(time.monotonic() - started, 3), attempts=attempts,
                         retry_errors=retry_errors, provider_request_id=raw.headers.get("x-request-id"),
                     )  # fmt: skip
         except Exception as e:
             if not _is_transient(e):
                 raise
+            problem = None if self.reached else _wrong_endpoint(e)
+            if problem is not None:
+                raise self._unusable(self._redact(problem)) from None
             raise RequestFailed(self._redact(_describe(e)), attempts, retry_errors) from e
         return completion
 
 
 def _is_transient(e: BaseException) -> bool:
     """Worth another attempt: overload, timeouts, dropped connections, garbled bodies."""
-    garbled = (openai.APIResponseValidationError, json.JSONDecodeError, EmptyAnswer)
+    garbled = (openai.APIResponseValidationError, json.JSONDecodeError, EmptyAnswer, NotJSON)
     if isinstance(e, (openai.APITimeoutError, openai.APIConnectionError, *garbled)):
         return True
     if not isinstance(e, openai.APIStatusError) or "response_format" in str(e.message):
         return False  # a server that rejects our response_format will not change its mind
-    return e.status_code in (408, 409, 429) or e.status_code >= 500
+    return e.status_code in (408, 409, 429) or (e.status_code >= 500 and e.status_code != 501)  # 501: Not Implemented
+
+
+def _wrong_endpoint(e: BaseException) -> str | None:
+    """What a transient failure says of an endpoint that has never answered like an API: no
+    connection could be made, or it answered with something other than JSON (None: it may be busy)."""
+    if isinstance(e, openai.APIConnectionError) and not isinstance(e, openai.APITimeoutError):
+        chain = _causes(e)
+        if any(type(cause).__name__ in CONNECT_ERRORS for cause in chain):
+            return f"cannot be reached: {_connect_failure(chain[-1])}"
+    if isinstance(e, (NotJSON, json.JSONDecodeError)):
+        return f"answered with something that is not JSON, so it is not an OpenAI-compatible API ({_short(str(e), 120)})"
+    if isinstance(e, openai.APIStatusError) and isinstance(e.body, str) and e.status_code not in GATEWAY_STATUSES:
+        return f"answered HTTP {e.status_code} with a body that is not JSON, so it is not an OpenAI-compatible API"
+    return None
+
+
+def _causes(e: BaseException) -> list[BaseException]:
+    """`e` and the exceptions it was raised from, outermost first."""
+    chain = [e]
+    while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and len(chain) < 20:
+        chain.append(cause)
+    return chain
+
+
+def _connect_failure(root: BaseException) -> str:
+    if isinstance(root, ConnectionRefusedError):
+        return "connection refused (is a server listening on that port?)"
+    if isinstance(root, socket.gaierror):
+        return f"unknown host ({root.strerror})"
+    return _short(str(root))
+
+
+def _kind(e: BaseException) -> str:
+    """A failure in a word or two, for the progress bar: HTTP 429, timeout, connection..."""
+    if isinstance(e, openai.APIStatusError):
+        return f"HTTP {e.status_code}"
+    if isinstance(e, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(e, openai.APIConnectionError):
+        return "connection"
+    return "bad answer"
 
 
 def _retry_after(headers) -> float | None:
@@ -185,6 +267,8 @@ def _describe(e: BaseException | None) -> str:
         return f"HTTP {e.status_code}: {_short(e.message)}"
     if isinstance(e, openai.APITimeoutError):
         return "timeout"
+    if isinstance(e, openai.APIConnectionError):  # its own message is always "Connection error."
+        return f"{type(e).__name__}: {_short(str(_causes(e)[-1]))}"
     return f"{type(e).__name__}: {_short(str(e))}"
 
 

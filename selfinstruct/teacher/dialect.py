@@ -6,9 +6,12 @@ client and the Batch API runner, which send the same bodies.
   `response_format` we sent is asked again one step down that list.
 - Reasoning models refuse some parameters. The answer limit goes out as
   `max_completion_tokens` to api.openai.com and as `max_tokens` elsewhere; a 400 that names
-  the one we sent as unsupported switches to the other, once. A 400 that refuses
+  the one we sent as unsupported switches to the other, once (a server that refuses both is
+  refused: an answer without a limit could break the cost cap). A 400 that refuses
   `temperature`, `top_p` or `reasoning_effort` drops it. The request is then asked again
   at once (a 400 is not billed), and the dialect remembers for the rest of the run.
+- Requests in flight together are refused together: whichever learns first, the others were
+  made before it and are asked again as the dialect now makes them, not refused.
 - An answer's trace comes back in `message.reasoning_content` (DeepSeek, vLLM's reasoning
   parsers) or `message.reasoning`; inline `<think>` blocks stay in the content, as sent
   (see `selfinstruct.reasoning`). Reasoning tokens are counted apart when usage reports them.
@@ -127,23 +130,34 @@ class Dialect:
 
     def learn(self, status: int, message: str, param: str | None, body: Body) -> bool:
         """The endpoint refused `body` (HTTP `status`): True when a changed body is worth sending,
-        a lower structured-output mode or a parameter sent another way or not at all."""
-        return self._downgrade(status, message, body) or self._learn_param(status, message, param, body)
-
-    def _downgrade(self, status: int, message: str, body: Body) -> bool:
-        if not self.auto or body.mode == "text" or status not in (400, 422, 500) or "response_format" not in message:
+        a lower structured-output mode or a parameter sent another way or not at all, learned
+        from this refusal or by another request since `body` was made."""
+        if status not in (400, 422, 500):  # the statuses a refused format or parameter comes with
             return False
-        if self.format == body.mode:  # concurrent requests may have stepped down already
-            self.format = FORMAT_CHAIN[FORMAT_CHAIN.index(body.mode) + 1]
+        return self._outdated(body) or self._downgrade(message, body) or self._learn_param(status, message, param, body)
+
+    def _outdated(self, body: Body) -> bool:
+        """`body` is not what the dialect would send now: a concurrent request has learned since."""
+        sent_limit = next((name for name in LIMIT_PARAMS if name in body.params), self.limit_param)
+        stepped_down = self.auto and body.mode != "text" and body.mode != self.format
+        return stepped_down or sent_limit != self.limit_param or not self.refused.isdisjoint(body.params)
+
+    def _downgrade(self, message: str, body: Body) -> bool:
+        if not self.auto or body.mode == "text" or "response_format" not in message:
+            return False
+        self.format = FORMAT_CHAIN[FORMAT_CHAIN.index(body.mode) + 1]
         return True
 
     def _learn_param(self, status: int, message: str, param: str | None, body: Body) -> bool:
         if status not in (400, 422):
             return False
         param = refused_param(message, param, body.params)
-        if param in LIMIT_PARAMS and param == self.limit_param and param not in self.refused:
-            self.refused.add(param)  # never switch back: a server that refuses both names is refused
-            self.limit_param = LIMIT_PARAMS[1 - LIMIT_PARAMS.index(param)]
+        if param in LIMIT_PARAMS:
+            other = LIMIT_PARAMS[1 - LIMIT_PARAMS.index(param)]
+            if other in self.refused:  # never switch back: a server that refuses both names is refused
+                return False
+            self.refused.add(param)
+            self.limit_param = other
             return True
         if param in OPTIONAL_PARAMS:
             self.refused.add(param)

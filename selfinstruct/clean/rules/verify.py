@@ -4,8 +4,11 @@ DeepSeek-R1's distillation data was filtered (`answer --verify math`).
 The reference is the record's `reference_answer` (the source's `answer` or `solution`
 column); GSM8K writes its worked solution then `#### 72`, and only what follows `####` is
 compared. Both sides go through Hugging Face's `math-verify` (a parser for LaTeX and plain
-expressions: `\\boxed{3/4}`, `0.75` and "the answer is 3/4" are the same answer). A record
-without a reference passes: there is nothing to check it against.
+expressions: `\\boxed{3/4}`, `0.75` and "the answer is 3/4" are the same answer).
+
+An answer that cannot be checked (no reference, or one math-verify cannot read) is not a
+verified answer: `answer --verify math` runs `unverifiable` first, which rejects it under its
+own reason. On its own (in a filter preset), `wrong_answer` passes a record without a reference.
 """
 
 from __future__ import annotations
@@ -31,6 +34,29 @@ def final_reference(reference: str) -> str:
     return reference.rsplit("####", 1)[-1].strip()
 
 
+@functools.lru_cache(maxsize=4096)
+def reference_answer(reference: str) -> list:
+    """math-verify's reading of a reference's final answer; empty when it reads none. Cached:
+    `unverifiable` and `wrong_answer` both read each record's, and `--samples` repeats it."""
+    parse, _ = _math_verify()
+    return parse(final_reference(reference))
+
+
+def unreadable(reference: str) -> str:
+    return f"the reference {final_reference(reference)[:40]!r} has no answer math-verify can read"
+
+
+class Unverifiable(Rule):
+    name = "unverifiable"
+    reason = "no reference answer math-verify can read, so the answer cannot be verified"
+
+    def check(self, record):
+        reference = record.get("reference_answer")
+        if reference is None:
+            return "the source has no reference answer for this instruction"
+        return None if reference_answer(str(reference)) else unreadable(str(reference))
+
+
 class WrongAnswer(Rule):
     name = "wrong_answer"
     reason = "the final answer is not the reference answer (math-verify)"
@@ -40,9 +66,9 @@ class WrongAnswer(Rule):
         if reference is None:
             return None
         parse, verify = _math_verify()
-        gold = parse(final_reference(str(reference)))
+        gold = reference_answer(str(reference))
         if not gold:
-            return f"the reference {final_reference(str(reference))[:40]!r} has no answer math-verify can read"
+            return unreadable(str(reference))
         answer = parse(record["output"])
         if not answer or not verify(gold, answer):
             found = answer[-1] if answer else "nothing"

@@ -2,7 +2,8 @@
 
 Accepted formats are those of `records.read_records`: self-instruct JSONL (`instruction`,
 `instances`), Alpaca's JSON list, or JSONL with `instruction/input/output`. Like Alpaca,
-a self-instruct task contributes its first instance.
+a self-instruct task contributes its first instance. Each seed keeps where it is in its file
+(`file:line` in JSONL), for the messages about it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import SelfInstructError
-from ...records import read_records
+from ...records import normalize, read_jsonl, read_records
 from ...resources import data_dir
 
 DEFAULT_SEEDS = "seed_tasks.jsonl"
@@ -23,6 +24,7 @@ class SeedSet:
     path: Path
     sha256: str
     tasks: list[dict]  # each: id, instruction, input, output
+    where: list[str]  # where each task is in the file
 
 
 def default_seeds_path() -> Path:
@@ -31,14 +33,22 @@ def default_seeds_path() -> Path:
 
 def load_seeds(path: str | Path | None = None) -> SeedSet:
     path = Path(path) if path else default_seeds_path()
-    records = read_records(path)
-    tasks, seen_ids = [], set()
-    for number, record in enumerate(records):
+    tasks, where, seen_ids = [], [], set()
+    for number, (place, record) in enumerate(_located(path)):
         task_id = str(record.get("id", f"seed_{number}"))
         if task_id in seen_ids:  # later instances of one self-instruct task
             continue
         seen_ids.add(task_id)
         tasks.append({"id": task_id, "instruction": record["instruction"], "input": record["input"], "output": record["output"]})
+        where.append(place)
     if not tasks:
         raise SelfInstructError(f"{path}: no seed tasks in the file")
-    return SeedSet(path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), tasks=tasks)
+    return SeedSet(path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), tasks=tasks, where=where)
+
+
+def _located(path: Path) -> list[tuple[str, dict]]:
+    """The file's records, each with where it is: `file:line` for JSONL (read here line by line,
+    as `read_records` reads it), `file (record N)` for the other formats."""
+    if path.is_file() and not path.name.lower().removesuffix(".gz").endswith((".json", ".parquet")):
+        return [(f"{path}:{number}", record) for number, obj in read_jsonl(path) for record in normalize(obj, f"{path}:{number}")]
+    return [(f"{path} (record {number})", record) for number, record in enumerate(read_records(path), start=1)]

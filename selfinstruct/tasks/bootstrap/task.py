@@ -21,10 +21,22 @@ from ...engine.config import JobConfig
 from ...engine.job import JobResult, StopPolicy
 from ...engine.run import run_job
 from ...engine.task import Parsed, Request, Task
+from ...errors import SettingError, warn
 from ...reasoning import split_reasoning
+from ...tokens import count_tokens_capped, estimate_prompt_tokens
 from .parse import parse_tasks
 from .prompts import build_messages, sample_examples, tasks_schema
 from .seeds import SeedSet, load_seeds
+
+# The share of the tasks asked for that a run keeps, before its own answers say: 0.898 in the 52K
+# benchmark (benchmarks/cost_52k_results.json: 52,129 records from 2,904 requests of 20 tasks,
+# the default preset), the yield behind the README's $4.59 for 52K on gpt-4o-mini ($2.29 in
+# batch). It sizes the first requests of a run and the dry run's estimate.
+ASSUMED_YIELD = 0.9
+# The range the dry run prices: every task kept (the least a run can cost) down to half of them
+# (a weaker teacher or a stricter preset; the yield this estimate assumed before the benchmark):
+# the cost goes as 1/yield, so the top of the range is 1.8x the expected cost.
+YIELD_RANGE = (0.5, 1.0)
 
 
 class GenerateConfig(JobConfig):
@@ -45,11 +57,13 @@ class BootstrapTask(Task):
     name = "bootstrap"
 
     def __init__(self, config: GenerateConfig, seeds: SeedSet, preset: Preset):
+        check_prompt_room(config, seeds)
         self.config = config
         self.seeds = seeds
         self.preset = preset
         self.reference = tuple(seeds.tasks)
         self.target = config.num_instructions
+        self.assumed_per_answer = config.tasks_per_request * ASSUMED_YIELD
         self.machine: list[dict] = []  # accepted records, shown as examples when m > 0
 
     def identity(self) -> dict:
@@ -85,6 +99,38 @@ class BootstrapTask(Task):
     def accept(self, records: list[dict]) -> None:
         if self.config.machine_examples_per_prompt:
             self.machine += records
+
+
+def check_prompt_room(config: GenerateConfig, seeds: SeedSet) -> None:
+    """Refuse, before anything is sent, seeds that make a prompt longer than the teacher's context
+    leaves room for beside its answer: each seed alone (its text counted only up to that room, so a
+    50 MB seed costs what a prompt does), then the k longest together, as the prompt that shows
+    them. Warn when there are fewer seeds than a prompt shows."""
+    n, k = config.tasks_per_request, config.examples_per_prompt
+    if len(seeds.tasks) < k:
+        warn(f"{seeds.path}: {len(seeds.tasks)} seed task(s), fewer than the {k} examples a prompt is to show: "
+             "every prompt shows the same ones, so the teacher sees little variety")  # fmt: skip
+    room = config.context_tokens - config.max_tokens
+    limits = f"{{context_tokens}} {config.context_tokens:,} less {{max_tokens}} {config.max_tokens:,}"
+
+    def prompt_tokens(examples: list[dict]) -> int:  # in the longer of the two formats a prompt may take
+        return max(estimate_prompt_tokens(build_messages(examples, n, fmt)) for fmt in ("json", "text"))
+
+    frame = prompt_tokens([])
+    if frame > room:
+        raise SettingError(f"a prompt needs {frame:,} tokens before its examples, more than the {room:,} that {limits} leave", "max_tokens", "context_tokens")
+    sizes = [count_tokens_capped("\n".join((t["instruction"], t["input"], t["output"])), room - frame) for t in seeds.tasks]
+    longest = sorted(range(len(sizes)), key=lambda i: -sizes[i])[:k]
+    first = longest[0]
+    seed = f"{seeds.where[first]}: seed task {seeds.tasks[first]['id']!r}"
+    if frame + sizes[first] > room:  # too long alone (and counted only that far)
+        raise SettingError(f"{seed} is too long for any prompt: over {room - frame:,} tokens, where a prompt has {room:,} "
+                           f"({limits}), {frame:,} of them its own text: shorten the seed or take it out", "context_tokens", "max_tokens")  # fmt: skip
+    together = prompt_tokens([seeds.tasks[i] for i in longest])
+    if together > room:
+        raise SettingError(f"{seed} is {sizes[first]:,} tokens: a prompt that shows it with the {len(longest) - 1} next longest seeds "
+                           f"is {together:,}, more than the {room:,} that {limits} leave for it: shorten the seed or take it out",
+                           "context_tokens", "max_tokens")  # fmt: skip
 
 
 def generate(config: GenerateConfig, out: str | Path, *, overwrite: bool = False, progress: bool = True,
