@@ -1,7 +1,9 @@
 """The `selfinstruct` command line: thin click wrappers over the library.
 
 Each command fills in a typed config from its flags and calls one library function;
-`SelfInstructError` becomes a clean one-line error, and so does a failed file operation.
+`SelfInstructError` becomes a clean one-line error, and so does a failed file operation. The
+teacher jobs' commands are built from the task registry (`tasks/registry.py`), their options
+from the fields of the job's config: its defaults and descriptions are the flags'.
 """
 
 from __future__ import annotations
@@ -10,10 +12,18 @@ import functools
 import json
 import os
 from pathlib import Path
+from types import UnionType
+from typing import TYPE_CHECKING, Literal, Union, get_args, get_origin
 
 import click
 
 from .errors import SelfInstructError, SettingError
+from .tasks.registry import MODULES, TaskEntry, task_entry
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from .engine.config import JobConfig
 
 
 def user_errors(fn):
@@ -48,72 +58,112 @@ def _flag_of(ctx: click.Context):
     return lambda field: flags.get(field, repr(field))
 
 
-def options(*decorators):
-    """Apply a list of click decorators in reading order."""
+class Commands(click.Group):
+    """The commands, the teacher jobs' among them: those are built from the task registry when
+    one is used (a task module brings the engine, which the other commands do without)."""
 
-    def apply(fn):
-        for decorator in reversed(decorators):
-            fn = decorator(fn)
-        return fn
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *MODULES])
 
-    return apply
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return teacher_command(task_entry(name)) if name in MODULES else super().get_command(ctx, name)
 
 
-@click.group()
+@click.group(cls=Commands)
 @click.version_option(package_name="selfinstruct")
 def main():
     """Make Alpaca-style instruction datasets, clean them, export them, train on them."""
 
 
-# Every teacher job (generate, answer, judge) takes these.
-TEACHER_OPTIONS = options(
-    click.option("--base-url", help="OpenAI-compatible endpoint; without it the embedded SmolLM2 teacher runs."),
-    click.option("--model", help="Teacher model name (required with --base-url)."),
-    click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Environment variable holding the API key."),
-    click.option("--temperature", type=float, help="Sampling temperature [1.0; judge: 0]."),
-    click.option("--top-p", type=float, default=1.0, show_default=True),
-    click.option("--max-tokens", type=int, help="Completion token limit per request [3072, judge: 1024; embedded: 1024]."),
-    click.option("--context-tokens", type=int, help="The teacher's context window in tokens; generate refuses seeds that make a longer prompt before sending [128000; embedded: 4096]."),
-    click.option("--response-format", type=click.Choice(["auto", "json_schema", "json_object", "text"]), default="auto", show_default=True),
-    click.option("--reasoning-effort", type=click.Choice(["minimal", "low", "medium", "high"]), help="For reasoning models that take it."),
-    click.option("--concurrency", type=int, help="Requests in flight [8; embedded: 1]."),
-    click.option("--rpm", type=float, help="Client-side limit, requests per minute (paced evenly)."),
-    click.option("--tpm", type=float, help="Client-side limit, tokens per minute."),
-    click.option("--max-cost", type=float, help="Hard cap in USD; the run stops before it could be exceeded."),
-    click.option("--max-output-tokens", type=int, help="The most one answer can bill, reasoning included [the price table's]."),
-    click.option("--price-in", type=float, help="USD per 1M prompt tokens (overrides the price table)."),
-    click.option("--price-out", type=float, help="USD per 1M completion tokens."),
-    click.option("--price-cached", type=float, help="USD per 1M cached prompt tokens."),
-    click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per HTTP request."),
-    click.option("--max-attempts", type=int, default=8, show_default=True, help="Attempts per request on 429/5xx/timeouts."),
-    click.option("--lsh-storage", help="redis://HOST:PORT[/DB][?index=NAME]: share the duplicate index with other workers."),
-    click.option("--cleaning-workers", type=int, help="Processes for the rule checks [1 at --concurrency 32 or more, else 0]."),
-    click.option("--overwrite", is_flag=True, help="Start over in an existing run directory with other settings (its ledger is kept aside, its paid answers not reused)."),
-    click.option("--quiet", is_flag=True, help="No progress bar."),
-    click.option("--batch", is_flag=True, help="Send the requests through the provider's Batch API, at its batch price (OpenAI: -50%)."),
-    click.option("--batch-poll", "batch_poll_s", type=float, default=30.0, show_default=True, help="Seconds between looks at a running batch."),
-    click.option("--dry-run", is_flag=True, help="Print the estimated cost of the run and exit."),
-)
+# ---------------------------------------------------------------- teacher jobs (generate, answer, judge...)
+
+# JobConfig fields whose flag is not --field-name
+TEACHER_FLAGS = {"batch_poll_s": ("--batch-poll",)}
 
 
-def _teacher_job(config_class, settings: dict, out: str | None, default_out: str, run, estimate, *, dry_run: bool,
-                 overwrite: bool, quiet: bool):  # fmt: skip
+def teacher_command(entry: TaskEntry) -> click.Command:
+    """`selfinstruct NAME` for a registered task: an option for each field of its config (its own
+    fields first, then the teacher's), `--out`, `--overwrite`, `--quiet` and `--dry-run`."""
+    from .engine.config import JobConfig
+
+    own = [name for name in entry.config.model_fields if name not in JobConfig.model_fields]
+    params: list[click.Parameter] = []
+    if entry.argument is not None:
+        params.append(click.Argument([entry.argument], type=click.Path(exists=True)))
+    out = Path("outputs") / entry.default_out.format(model="<model>")
+    params.append(click.Option(["--out"], type=click.Path(file_okay=False), help=f"Run directory [default: {out}]."))
+    for name in [*own, *JobConfig.model_fields]:
+        if name != entry.argument:
+            flags = entry.flags.get(name) or TEACHER_FLAGS.get(name) or (f"--{name.replace('_', '-')}",)
+            params.append(field_option(entry.config, name, flags, file=name in entry.files))
+    overwrite = "Start over in an existing run directory with other settings (its ledger is kept aside, its paid answers not reused)."
+    params += [
+        click.Option(["--overwrite"], is_flag=True, help=overwrite),
+        click.Option(["--quiet"], is_flag=True, help="No progress bar."),
+        click.Option(["--dry-run"], is_flag=True, help="Print the estimated cost of the run and exit."),
+    ]
+
+    @user_errors
+    def command(out, dry_run, overwrite, quiet, **settings):
+        _teacher_job(entry, settings, out, dry_run=dry_run, overwrite=overwrite, quiet=quiet)
+
+    return click.Command(entry.name, callback=command, params=params, help=entry.about)
+
+
+def field_option(config: type[BaseModel], name: str, flags: tuple[str, ...], *, file: bool = False) -> click.Option:
+    """An option that sets the config field `name`: its type from the field's, its help the field's
+    description and the config's default. Not given, it is None, and the config's default applies."""
+    field = config.model_fields[name]
+    kind = _click_type(field.annotation)
+    if kind is bool:
+        return click.Option([*flags, name], is_flag=True, default=None, help=field.description)
+    default = _default_text(config, name)
+    help = f"{field.description}  [default: {default}]" if default is not None else field.description
+    return click.Option([*flags, name], type=click.Path(exists=True, dir_okay=False) if file else kind, default=None, help=help)
+
+
+def _click_type(annotation):
+    """`int | None` -> int, `Literal["a", "b"] | None` -> a choice of "a" and "b"."""
+    if get_origin(annotation) in (Union, UnionType):
+        annotation = next(arg for arg in get_args(annotation) if arg is not type(None))
+    return click.Choice(get_args(annotation)) if get_origin(annotation) is Literal else annotation
+
+
+def _default_text(config: type[JobConfig], name: str) -> str | None:
+    """A field's default as help shows it; a field left to None may take the embedded or an API
+    teacher's default (`3072; embedded: 1024`)."""
+    default = config.model_fields[name].default
+    if default is not None:
+        return str(default)
+    api, embedded = config.API_DEFAULTS.get(name), config.EMBEDDED_DEFAULTS.get(name)
+    if api == embedded:
+        return None if api is None else str(api)
+    parts = [str(api)] if api is not None else []
+    if embedded is not None:
+        parts.append(f"embedded: {embedded}")
+    return "; ".join(parts)
+
+
+def _teacher_job(entry: TaskEntry, settings: dict, out: str | None, *, dry_run: bool, overwrite: bool, quiet: bool) -> None:
     """The body of every teacher job command: its settings validated once, then a dry-run
-    estimate or the run (None after a dry run). `default_out` is formatted with the model."""
+    estimate, or the run and the lines that sum it up."""
     from .engine.config import make_config
 
-    config = make_config(config_class, **settings).resolved()
-    out = Path(out or Path("outputs") / default_out.format(model=config.model.replace("/", "_")))
+    config = make_config(entry.config, **settings).resolved()
+    out = Path(out or Path("outputs") / entry.default_out.format(model=config.model.replace("/", "_")))
     if dry_run:
-        _print_estimate(estimate(config, out if out.exists() else None), config.batch)
-        return None
-    return _run_job(lambda: run(config, out, overwrite=overwrite, progress=not quiet), out, config)
+        _print_estimate(entry.estimate(config, out if out.exists() else None), config.batch)
+        return
+    result = _run_job(lambda: entry.run(config, out, overwrite=overwrite, progress=not quiet), out, config)
+    _echo_result(result, entry.kept.format(**config.model_dump()))
+    for line in entry.summary(result) if entry.summary else ():
+        click.echo(line)
 
 
 def _run_job(run, out: Path, config=None):
     """Run a job, turning Ctrl-C into the message that says how to resume; with batches
     running at the provider, ask whether to cancel them."""
-    from .engine.batch import BatchesLeftRunning
+    from .engine.runners.batch import BatchesLeftRunning
 
     try:
         return run()
@@ -123,7 +173,7 @@ def _run_job(run, out: Path, config=None):
             f"\nCancel batch {batches} at the provider? What it finished is billed and collected on the next run, "
             "the rest is not sent", default=False,
         ):  # fmt: skip
-            from .engine.batch import cancel_batches
+            from .engine.runners.batch import cancel_batches
 
             cancel_batches(config, e.batch_ids)
             raise click.ClickException(f"Cancelled {batches}. The run is saved in {out}; rerun the same command to go on.") from None
@@ -150,105 +200,10 @@ def _echo_result(result, noun: str) -> None:
                    f"{result.out_dir / 'surplus.jsonl'}; a higher --num-instructions takes them first")  # fmt: skip
 
 
-# ---------------------------------------------------------------- generate
-
-
-@main.command()
-@click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: outputs/<model>].")
-@click.option("--seeds", type=click.Path(exists=True, dir_okay=False), help="Seed tasks [default: the bundled seeds].")
-@click.option("--num-instructions", "-n", type=int, default=100, show_default=True, help="Stop at this many accepted records.")
-@click.option("--examples-per-prompt", type=int, default=3, show_default=True, help="Seed tasks shown per request (k).")
-@click.option("--machine-examples", "machine_examples_per_prompt", type=int, default=0, show_default=True, help="Accepted machine tasks shown per request (m).")
-@click.option("--tasks-per-request", type=int, help="New tasks asked for per request [20; embedded: 5].")
-@click.option("--seed", type=int, default=42, show_default=True, help="Makes the sampling of examples reproducible.")
-@click.option("--preset", default="default", show_default=True, help="Cleaning preset name or .toml path.")
-@TEACHER_OPTIONS
-@user_errors
-def generate(out, dry_run, overwrite, quiet, **settings):
-    """Expand seed tasks into new instruction records with a teacher model.
-
-    Rerunning the same command on the same --out resumes: nothing already paid for is
-    requested again and nothing accepted is lost.
-    """
-    from .tasks.bootstrap import GenerateConfig
-    from .tasks.bootstrap import generate as run_generate
-    from .tasks.bootstrap.estimate import estimate_run_cost
-
-    result = _teacher_job(GenerateConfig, settings, out, "{model}", run_generate, estimate_run_cost,
-                          dry_run=dry_run, overwrite=overwrite, quiet=quiet)  # fmt: skip
-    if result is not None:
-        _echo_result(result, "accepted")
-
-
 def _dollars(value: float | None) -> str:
     from .engine.costs import usd
 
     return usd(value) + (" (no price for this model)" if value is None else "")
-
-
-# ---------------------------------------------------------------- answer
-
-
-@main.command()
-@click.argument("source", type=click.Path(exists=True))
-@click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: outputs/<model>-answers].")
-@click.option("--samples", type=int, default=1, show_default=True, help="Answers asked for each instruction (rejection sampling).")
-@click.option("--system", help="A system prompt for every request.")
-@click.option("--verify", type=click.Choice(["math"]), help="Keep only answers equal to the source's `answer` / `solution` (math-verify).")
-@click.option("--preset", default="answer", show_default=True, help="Cleaning preset name or .toml path.")
-@TEACHER_OPTIONS
-@user_errors
-def answer(out, dry_run, overwrite, quiet, **settings):
-    """Answer every instruction of SOURCE with the teacher, keeping its reasoning.
-
-    SOURCE is a run directory, a dataset (outputs not needed), or a JSONL of `prompt` /
-    `question` rows. Rerunning the same command on the same --out resumes.
-    """
-    from .tasks.answer import AnswerConfig, estimate_answer_cost
-    from .tasks.answer import answer as run_answer
-
-    result = _teacher_job(AnswerConfig, settings, out, "{model}-answers", run_answer, estimate_answer_cost,
-                          dry_run=dry_run, overwrite=overwrite, quiet=quiet)  # fmt: skip
-    if result is None:
-        return
-    _echo_result(result, "answers kept")
-    verification = result.stats.get("verification")
-    if verification and not verification["checked"]:  # the run did not do what --verify asks for
-        raise click.ClickException(f"no answer could be verified ({verification['method']}): see the reasons in "
-                                   f"{result.out_dir / 'rejected.jsonl'}")  # fmt: skip
-    if verification:
-        click.echo(f"verified ({verification['method']}): {verification['correct']}/{verification['checked']} correct "
-                   f"({verification['pass_rate']:.1%})")  # fmt: skip
-
-
-# ---------------------------------------------------------------- judge
-
-
-@main.command()
-@click.argument("source", type=click.Path(exists=True))
-@click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: outputs/<model>-judged].")
-@click.option("--threshold", type=float, default=4.5, show_default=True, help="Keep the records scored at least this (0-5; AlpaGasus kept 4.5+).")
-@click.option("--preset", default="judge", show_default=True, help="Cleaning preset name or .toml path (its low_score rule gets --threshold).")
-@TEACHER_OPTIONS
-@user_errors
-def judge(out, dry_run, overwrite, quiet, **settings):
-    """Rate every record of SOURCE 0-5 with the teacher and keep the best (AlpaGasus).
-
-    Each record gets `score` and `rationale`; those below --threshold go to rejected.jsonl
-    (`filter --min-score` re-selects at another threshold without asking again). Rerunning the
-    same command on the same --out resumes; with another --threshold it re-decides every rating.
-    """
-    from .tasks.judge import JudgeConfig, estimate_judge_cost
-    from .tasks.judge import judge as run_judge
-
-    result = _teacher_job(JudgeConfig, settings, out, "{model}-judged", run_judge, estimate_judge_cost,
-                          dry_run=dry_run, overwrite=overwrite, quiet=quiet)  # fmt: skip
-    if result is None:
-        return
-    _echo_result(result, f"records kept (score >= {result.stats['judge']['threshold']:g})")
-    histogram = result.stats["judge"]["histogram"]
-    if histogram:
-        click.echo("scores: " + ", ".join(f"{score}: {n}" for score, n in histogram.items()))
 
 
 def _print_estimate(estimate, batch: bool = False) -> None:

@@ -4,7 +4,7 @@ A record is a plain dict with at least `instruction`, `input` and `output` (all 
 any other keys (provenance, ids) are carried along untouched.
 
 `read_records(src)` accepts everything a user is likely to hand us:
-- a run or filter directory (its `data.jsonl`),
+- a run directory or filter output (its `data.jsonl`; see `runfiles.kind_of`),
 - a JSONL file, an Alpaca JSON list (either gzipped: `.jsonl.gz`, `.json.gz`), a Parquet file,
 - a directory written by `datasets.save_to_disk`,
 in Alpaca (`instruction/input/output`), self-instruct (`instruction/instances`), prompt file
@@ -28,6 +28,7 @@ from .errors import SelfInstructError
 from .reasoning import CLOSE as CLOSE_THINK
 from .reasoning import OPEN as OPEN_THINK
 from .reasoning import split_reasoning
+from .runfiles import DATA_FILE, FILTER_OUTPUT, RUN, SAVED_DATASET, SAVED_DATASET_MARKERS, kind_of
 
 TEXT_FIELDS = ("instruction", "input", "output")
 
@@ -176,7 +177,7 @@ def write_jsonl_atomic(path: str | Path, objs: Iterable[dict]) -> int:
 
 
 def read_json_object(path: str | Path) -> dict | None:
-    """The JSON object in `path` (a run's config.json, stats.json...); None when there is no file."""
+    """The JSON object in `path` (a run's stats.json, a checkpoint...); None when there is no file."""
     path = Path(path)
     if not path.exists():
         return None
@@ -308,13 +309,14 @@ def read_records(src: str | Path, *, require_output: bool = True) -> list[dict]:
     if not src.exists():
         raise SelfInstructError(f"{src}: no such file or directory")
     if src.is_dir():
-        if (src / "data.jsonl").exists():
-            return read_records(src / "data.jsonl", require_output=require_output)
-        if (src / "dataset_dict.json").exists() or (src / "state.json").exists():
+        kind = kind_of(src)
+        if kind in (RUN, FILTER_OUTPUT):
+            return read_records(src / DATA_FILE, require_output=require_output)
+        if kind == SAVED_DATASET:
             return _read_saved_dataset(src, require_output)
         raise SelfInstructError(
-            f"{src}: directory has neither data.jsonl (a selfinstruct run) "
-            "nor a saved Hugging Face dataset (state.json / dataset_dict.json)"
+            f"{src}: directory has neither {DATA_FILE} (a selfinstruct run) "
+            f"nor a saved Hugging Face dataset ({' / '.join(SAVED_DATASET_MARKERS)})"
         )
     name = src.name.lower()
     if name.endswith(".parquet"):

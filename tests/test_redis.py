@@ -159,12 +159,12 @@ def test_generate_workers_share_the_index(index_url, tmp_path):
     kept = []
     for name in ("run-a", "run-b"):
         write_answer(tmp_path / name, json.dumps({"tasks": tasks}))
-        kept.append(replayed(tmp_path / name, config).accepted)
+        kept.append(replayed(tmp_path / name, config).state.accepted)
     assert kept == [4, 0]
     rejected = [r for _, r in read_jsonl(tmp_path / "run-b" / "rejected.jsonl")]
     assert any(str(tmp_path / "run-a") in str(r.get("duplicate_of")) for r in rejected)
     # resuming run-a replays to the same records, its own entries are not duplicates of themselves
-    assert replayed(tmp_path / "run-a", config).accepted == kept[0]
+    assert replayed(tmp_path / "run-a", config).state.accepted == kept[0]
 
 
 def test_an_index_refuses_other_settings(index_url):

@@ -52,7 +52,7 @@ def check_exact(server: FakeOpenAI, out: Path, target: int) -> None:
     delivered = {c.client_request_id: c for c in server.completed}
     answered = {e["request_id"] for e in responses}
     assert answered <= set(delivered)
-    assert set(delivered) - answered <= set(load_ledger(out / "ledger.jsonl").unsettled)
+    assert set(delivered) - answered <= set(load_ledger(out / "ledger.jsonl").outstanding)
 
     # Ledger totals are the server's figures for those answers, to the token.
     cost = json.loads((out / "cost.json").read_text())

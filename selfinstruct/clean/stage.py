@@ -35,14 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine.rundir import RunDir
+from ..engine.view import RunView
 from ..errors import SelfInstructError, SettingError
-from ..records import read_json_object, read_jsonl, read_records, write_json_atomic, write_jsonl_atomic
+from ..records import read_records, write_json_atomic, write_jsonl_atomic
+from ..runfiles import DATA_FILE, FILTER_OUTPUT_FILES, RUN
 from ..stats import cleaning_summary
 from .cleaner import Cleaner, rejected_record
 from .presets import load_preset
 from .rules.score import LowScore, is_score, with_min_score
-
-OUTPUT_FILES = ("data.jsonl", "rejected.jsonl", "stats.json")
 
 
 @dataclass
@@ -104,11 +104,11 @@ def clean_dataset(
         **cleaning_summary(cleaner.stats),
         "seconds": round(time.monotonic() - started, 2),
     }
-    with RunDir(out).lock():
+    with RunDir(out).lock() as written:
         _refuse_run_dir(out)  # a job may have started there meanwhile
-        write_jsonl_atomic(out / "data.jsonl", kept)
-        write_jsonl_atomic(out / "rejected.jsonl", rejected)
-        write_json_atomic(out / "stats.json", stats)
+        write_jsonl_atomic(written.data, kept)
+        write_jsonl_atomic(written.rejected, rejected)
+        write_json_atomic(written.stats, stats)
     return CleanResult(out, stats)
 
 
@@ -116,11 +116,11 @@ def scored_records(src: Path) -> list[dict]:
     """The records a judge rated, to select from again: a judge run's kept records and the ones
     it rejected as `low_score` (without the reason), in the order they were asked for; or the
     records of any other source, each of which must have a score."""
-    config = read_json_object(src / "config.json") if src.is_dir() else None
-    if config is not None and config.get("task") == "judge":
-        rejected = src / "rejected.jsonl"
-        below = [row for _, row in read_jsonl(rejected) if row.get("reason") == LowScore.name] if rejected.exists() else []
-        records = read_records(src) + [{k: v for k, v in row.items() if k not in ("reason", "detail")} for row in below]
+    # a judge run is named by its directory: its data.jsonl alone is a scored dataset like any other
+    run = RunView(src) if src.is_dir() else None
+    if run is not None and run.kind == RUN and run.read_config()["task"] == "judge":
+        below = [row for row in run.read_rejected() or [] if row.get("reason") == LowScore.name]
+        records = run.read_records() + [{k: v for k, v in row.items() if k not in ("reason", "detail")} for row in below]
         return sorted(records, key=lambda record: str(record.get("judge_request_id", "")))
     records = read_records(src)
     unscored = [i for i, record in enumerate(records) if not is_score(record.get("score"))]
@@ -136,8 +136,8 @@ def scored_records(src: Path) -> list[dict]:
 
 
 def _refuse_to_overwrite(src: Path, out: Path) -> None:
-    source = (src / "data.jsonl" if src.is_dir() else src).resolve()
-    if any((out / name).resolve() == source for name in OUTPUT_FILES):
+    source = (src / DATA_FILE if src.is_dir() else src).resolve()
+    if any((out / name).resolve() == source for name in FILTER_OUTPUT_FILES):
         raise SettingError(f"{{out}} {out}: would overwrite the input {source}; choose another directory", "out")
 
 

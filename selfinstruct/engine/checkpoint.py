@@ -15,43 +15,55 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from .. import __version__
 from ..errors import SelfInstructError, warn
 from ..records import read_json_object, write_json_atomic
 from .ledger import LedgerState
+from .state import JobState
+
+if TYPE_CHECKING:
+    from ..clean import Cleaner
+    from .rundir import RunDir
+
+
+class RecordSizes(NamedTuple):
+    """The sizes in bytes of the three files a job appends records to."""
+
+    data: int
+    surplus: int
+    rejected: int
 
 
 def identity_sha256(identity: dict) -> str:
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def rules_sha256(job) -> str:
+def rules_sha256(cleaner: Cleaner) -> str:
     """The settings of the rules that decided the files, as the rule-check workers rebuild them."""
-    rules = [(rule.name, rule.model_dump(mode="json")) for rule in job.cleaner.rules.rules]
+    rules = [(rule.name, rule.model_dump(mode="json")) for rule in cleaner.rules.rules]
     return hashlib.sha256(json.dumps(rules, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def write_checkpoint(job) -> None:
-    job.data.flush()
-    job.surplus.flush()
-    job.rejected.flush()
-    write_json_atomic(job.run.checkpoint, {
+def write_checkpoint(path: Path, identity: dict, cleaner: Cleaner, state: JobState, sizes: RecordSizes) -> None:
+    """`sizes`: data.jsonl, surplus.jsonl and rejected.jsonl as they are on the disk now, flushed."""
+    write_json_atomic(path, {
         "selfinstruct": __version__,
-        "identity_sha256": identity_sha256(job.identity),
-        "rules_sha256": rules_sha256(job),
-        "responses": job.responses_taken,
-        "last_request_id": job.last_request_id,
-        "data_bytes": job.data.size,
-        "surplus_bytes": job.surplus.size,
-        "rejected_bytes": job.rejected.size,
-        "accepted": job.accepted,
-        "cleaning": job.cleaner.stats.to_dict(),
-        "job": job.stats.to_dict(),
+        "identity_sha256": identity_sha256(identity),
+        "rules_sha256": rules_sha256(cleaner),
+        "responses": state.answers_decided,
+        "last_request_id": state.last_request_id,
+        "data_bytes": sizes.data,
+        "surplus_bytes": sizes.surplus,
+        "rejected_bytes": sizes.rejected,
+        "accepted": state.accepted,
+        "cleaning": cleaner.stats.to_dict(),
+        "job": state.stats.to_dict(),
     })  # fmt: skip
 
 
-def made_with(run, identity: dict) -> bool:
+def made_with(run: RunDir, identity: dict) -> bool:
     """Whether `run`'s checkpoint was written by a job of this identity: what vouches for a run whose
     config.json is lost when its ledger is too old to record the run's settings."""
     try:
@@ -61,10 +73,10 @@ def made_with(run, identity: dict) -> bool:
     return checkpoint.get("identity_sha256") == identity_sha256(identity)
 
 
-def usable_checkpoint(job, state: LedgerState) -> dict | None:
+def usable_checkpoint(rundir: RunDir, identity: dict, cleaner: Cleaner, ledger: LedgerState) -> dict | None:
     """The run directory's checkpoint, if it still describes its files and ledger."""
     try:
-        checkpoint = read_json_object(job.run.checkpoint)
+        checkpoint = read_json_object(rundir.checkpoint)
     except SelfInstructError as e:
         warn(f"{e}: ignored; data.jsonl and rejected.jsonl are rebuilt from the whole ledger instead")
         return None
@@ -73,14 +85,14 @@ def usable_checkpoint(job, state: LedgerState) -> dict | None:
     answers = checkpoint.get("responses")
     matches = (
         checkpoint.get("selfinstruct") == __version__
-        and checkpoint.get("identity_sha256") == identity_sha256(job.identity)
-        and checkpoint.get("rules_sha256") == rules_sha256(job)
+        and checkpoint.get("identity_sha256") == identity_sha256(identity)
+        and checkpoint.get("rules_sha256") == rules_sha256(cleaner)
         and all(isinstance(checkpoint.get(key), int) for key in ("responses", "data_bytes", "surplus_bytes", "rejected_bytes"))
-        and answers <= len(state.responses)
-        and (state.responses[answers - 1]["request_id"] if answers else None) == checkpoint.get("last_request_id")
-        and _size(job.run.data) >= checkpoint.get("data_bytes", -1) >= 0
-        and _size(job.run.rejected) >= checkpoint.get("rejected_bytes", -1) >= 0
-        and _size(job.run.surplus) >= checkpoint.get("surplus_bytes", -1) >= 0
+        and answers <= len(ledger.responses)
+        and (ledger.responses[answers - 1]["request_id"] if answers else None) == checkpoint.get("last_request_id")
+        and _size(rundir.data) >= checkpoint.get("data_bytes", -1) >= 0
+        and _size(rundir.rejected) >= checkpoint.get("rejected_bytes", -1) >= 0
+        and _size(rundir.surplus) >= checkpoint.get("surplus_bytes", -1) >= 0
     )
     return checkpoint if matches else None
 

@@ -1,11 +1,14 @@
 """Settings every teacher job shares (teacher, limits, money, cleaning), validated once.
 
 Each job's config subclasses `JobConfig` and adds its own fields. Fields fall in two groups.
-The *identity* fields (`IDENTITY`, gathered along the class tree) decide what data the run
+The *identity* fields (`IDENTITY`; a subclass lists its base's and its own) decide what data the run
 makes: a resumed run must keep them (a run directory refuses a different identity unless
 overwritten). The others only steer the run (target size, concurrency, limits, prices) and may
 change between resumes, e.g. to raise the target. The endpoint is not part of the identity:
 the same model may move to another host or port.
+
+Each field's default and description are the only ones: the command line takes its flags'
+defaults and help from them.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ C = TypeVar("C", bound="JobConfig")
 class JobConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # A subclass's IDENTITY and defaults replace these: it adds to them by naming them
+    # (`IDENTITY = JobConfig.IDENTITY + ("seed",)`, `API_DEFAULTS = {**JobConfig.API_DEFAULTS, ...}`).
     IDENTITY: ClassVar[tuple[str, ...]] = ("model", "preset", "temperature", "top_p", "max_tokens", "response_format",
                                            "reasoning_effort")  # fmt: skip
     # The embedded 135M teacher answers one request at a time (llama-cpp-python's server
@@ -35,34 +40,35 @@ class JobConfig(BaseModel):
     API_DEFAULTS: ClassVar[dict] = {"max_tokens": 3072, "concurrency": 8, "context_tokens": 128_000}
 
     # ---- the teacher
-    base_url: str | None = Field(None, description="OpenAI-compatible endpoint; None = the embedded teacher")
-    model: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    temperature: float = Field(1.0, ge=0, le=2)
-    top_p: float = Field(1.0, gt=0, le=1)
-    max_tokens: int | None = Field(None, ge=16)
-    context_tokens: int | None = Field(None, ge=256, description="the teacher's context window: a prompt longer than it leaves room for beside max_tokens is refused before it is sent")
-    response_format: Literal["auto", "json_schema", "json_object", "text"] = "auto"
-    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = Field(None, description="passed to reasoning models that take it")
-    timeout: float = Field(120.0, gt=0)
-    max_attempts: int = Field(8, ge=1, le=100)
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint; without it the embedded SmolLM2 teacher runs.")
+    model: str | None = Field(None, description="Teacher model name (required with a base URL).")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key.")
+    temperature: float = Field(1.0, ge=0, le=2, description="Sampling temperature.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling: the share of probability mass sampled from.")
+    max_tokens: int | None = Field(None, ge=16, description="Completion token limit per request.")
+    context_tokens: int | None = Field(None, ge=256, description="The teacher's context window in tokens: a prompt longer than it leaves room for beside max_tokens is refused before it is sent.")
+    response_format: Literal["auto", "json_schema", "json_object", "text"] = Field("auto", description="How answers are asked for; auto steps down from JSON schema to text until the endpoint takes one.")
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = Field(None, description="For reasoning models that take it.")
+    timeout: float = Field(120.0, gt=0, description="Seconds per HTTP request.")
+    max_attempts: int = Field(8, ge=1, le=100, description="Attempts per request on 429/5xx/timeouts.")
 
     # ---- cleaning
-    preset: str = "default"
-    lsh_storage: str | None = Field(None, description="redis://HOST:PORT[/DB][?index=NAME]: a duplicate index shared with other workers")
+    preset: str = Field("default", description="Cleaning preset name or .toml path.")
+    lsh_storage: str | None = Field(None, description="redis://HOST:PORT[/DB][?index=NAME]: share the duplicate index with other workers.")
 
     # ---- pace and money: may change between resumes
-    concurrency: int | None = Field(None, ge=1, le=512)
-    rpm: float | None = Field(None, gt=0)
-    tpm: float | None = Field(None, gt=0)
-    max_cost: float | None = Field(None, gt=0, description="hard cap in USD (0 would pay for nothing)")
-    max_output_tokens: int | None = Field(None, ge=1, description="the most one answer can bill, reasoning included; default: the price table's")
-    batch: bool = Field(False, description="send the requests through the provider's Batch API, at its batch price")
-    batch_poll_s: float = Field(30.0, gt=0, description="seconds between looks at a running batch")
-    price_in: float | None = Field(None, ge=0)
-    price_out: float | None = Field(None, ge=0)
-    price_cached: float | None = Field(None, ge=0)
-    cleaning_workers: int | None = Field(None, ge=0, le=64, description="processes for the rule checks; None = 1 at concurrency >= 32 with a spare core")
+    concurrency: int | None = Field(None, ge=1, le=512, description="Requests in flight.")
+    rpm: float | None = Field(None, gt=0, description="Client-side limit, requests per minute (paced evenly).")
+    tpm: float | None = Field(None, gt=0, description="Client-side limit, tokens per minute.")
+    # gt=0: a cap of 0 would pay for nothing
+    max_cost: float | None = Field(None, gt=0, description="Hard cap in USD; the run stops before it could be exceeded.")
+    max_output_tokens: int | None = Field(None, ge=1, description="The most one answer can bill, reasoning included (default: the price table's).")
+    batch: bool = Field(False, description="Send the requests through the provider's Batch API, at its batch price (OpenAI: -50%).")
+    batch_poll_s: float = Field(30.0, gt=0, description="Seconds between looks at a running batch.")
+    price_in: float | None = Field(None, ge=0, description="USD per 1M prompt tokens (overrides the price table).")
+    price_out: float | None = Field(None, ge=0, description="USD per 1M completion tokens.")
+    price_cached: float | None = Field(None, ge=0, description="USD per 1M cached prompt tokens.")
+    cleaning_workers: int | None = Field(None, ge=0, le=64, description="Processes for the rule checks (default: 1 at concurrency 32 or more with a spare core, else 0).")
 
     @model_validator(mode="after")
     def _api_needs_model(self):
@@ -84,7 +90,7 @@ class JobConfig(BaseModel):
 
     def resolved(self: C) -> C:
         """Fill the fields left to None with the defaults of the embedded or an API teacher."""
-        defaults = self._gathered("EMBEDDED_DEFAULTS" if self.embedded else "API_DEFAULTS")
+        defaults = self.EMBEDDED_DEFAULTS if self.embedded else self.API_DEFAULTS
         return self.model_copy(update={k: v for k, v in defaults.items() if getattr(self, k) is None})
 
     def price(self) -> Price | None:
@@ -98,15 +104,7 @@ class JobConfig(BaseModel):
         return price
 
     def identity(self) -> dict:
-        return {name: getattr(self, name) for name in self._gathered("IDENTITY")}
-
-    @classmethod
-    def _gathered(cls, name: str):
-        """A class-level setting merged from the base class down: tuples joined, dicts updated."""
-        parts = [vars(klass)[name] for klass in reversed(cls.__mro__) if name in vars(klass)]
-        if isinstance(parts[0], dict):
-            return {k: v for part in parts for k, v in part.items()}
-        return tuple(dict.fromkeys(field for part in parts for field in part))
+        return {name: getattr(self, name) for name in self.IDENTITY}
 
 
 def make_config(cls: type[C], **settings) -> C:

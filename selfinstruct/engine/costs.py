@@ -7,7 +7,7 @@ may have been billed: their reserved worst case is shown apart, as "possibly bil
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from ..pricing import Price
 from .ledger import LedgerTotals
@@ -41,25 +41,14 @@ class CostSummary:
     @classmethod
     def of(cls, totals: LedgerTotals, *, model: str | None, price: Price | None, accepted: int,
            max_cost_usd: float | None = None) -> "CostSummary":  # fmt: skip
-        return cls(
-            model=model,
-            price=price,
-            requests=totals.requests,
-            responses=totals.responses,
-            batch_responses=totals.batch_responses,
-            failures=totals.failures,
-            prompt_tokens=totals.prompt_tokens,
-            cached_tokens=totals.cached_tokens,
-            completion_tokens=totals.completion_tokens,
-            reasoning_tokens=totals.reasoning_tokens,
-            estimated_responses=totals.estimated_responses,
+        """The ledger's figures as they are, the money rounded: unknown when a response had no price."""
+        figures = {f.name: getattr(totals, f.name) for f in fields(cls) if hasattr(totals, f.name)}
+        figures.update(
             cost_usd=None if totals.unpriced_responses else round(totals.cost_usd, 8),
-            unsettled_requests=totals.unsettled_requests,
             unsettled_usd=round(totals.unsettled_usd, 8),
             latency_s=round(totals.latency_s, 3),
-            accepted=accepted,
-            max_cost_usd=max_cost_usd,
         )
+        return cls(**figures, model=model, price=price, accepted=accepted, max_cost_usd=max_cost_usd)
 
     @property
     def usd_per_1000_accepted(self) -> float | None:

@@ -17,6 +17,7 @@ from .config import JobConfig
 from .ledger import load_ledger
 from .rundir import RunDir
 from .task import ItemTask
+from .work import WorkItems
 
 PROMPT_SAMPLES = 200  # prompts counted, evenly spread over the unanswered items
 
@@ -93,12 +94,13 @@ class CostEstimate:
 def estimate_item_task_cost(task: ItemTask, config: JobConfig, out: str | Path | None, assumed_completion: int) -> CostEstimate:
     """One request per unanswered item; `assumed_completion` tokens per answer without history."""
     history = load_ledger(RunDir(out).ledger) if out else None
+    work = WorkItems(task)
     for request in history.answered_requests() if history else ():
-        task.answered(request)
-    waiting = task.unanswered()
+        work.answered(request)
+    waiting = work.unanswered()
     sample = []
     for item in waiting[:: max(1, len(waiting) // PROMPT_SAMPLES)]:
-        request = task.request(item)
+        request = work.request(item)
         sample.append(request.messages(request.output_formats[0]))
     if history and history.totals.responses:
         completion, basis = round(history.totals.completion_tokens / history.totals.responses), "ledger history"

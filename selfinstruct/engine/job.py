@@ -10,7 +10,8 @@ A runner (online today, batch later) drives it:
 The job decides everything that does not depend on how requests travel: when the work is
 done, whether another request is worth its money (the cost cap, and the end-of-run throttle
 that does not pay for answers nobody needs), when a run of failures or of useless answers
-must stop it, and what the reports say.
+must stop it, and what the reports say. Its figures (accepted, surplus, counters, streaks,
+this session's throughput) are one `JobState`, changed only through its methods.
 
 A job with a target writes exactly that many records to data.jsonl (the dataset). Answers that
 land after it (in flight, or a batch's last lines) are paid for: what the cleaner keeps of them
@@ -34,19 +35,20 @@ from ..clean.workers import RuleChecker
 from ..errors import SelfInstructError
 from ..pricing import Price, completion_bound
 from ..records import JsonlWriter, write_json_atomic, write_jsonl_atomic
-from ..stats import Stats
 from ..teacher.dialect import Ask, Completion
 from ..tokens import prompt_tokens_upper_bound
-from .checkpoint import identity_sha256, write_checkpoint
+from .checkpoint import RecordSizes, identity_sha256, write_checkpoint
 from .config import JobConfig
 from .costs import CostSummary
 from .ledger import Ledger, LedgerState
-from .reports import run_stats
 from .rundir import RunDir
+from .state import JobState
+from .stats_json import stats_json
 from .task import UNPARSEABLE, Parsed, Request, Task
+from .work import work_for
 
 REPORT_EVERY_S = 2.0  # stats.json, cost.json and checkpoint.json while running
-MAX_PENDING = 256  # answers whose rule checks may be under way at once
+MAX_CHECKING = 256  # answers whose rule checks may be under way at once
 
 
 class StopReason(str, Enum):
@@ -83,8 +85,8 @@ class Planned:
 
 
 @dataclass
-class Pending:
-    """An answer in the ledger whose candidates are being checked (see `Job.take`)."""
+class Checking:
+    """An answer in the ledger whose candidates are being checked (see `Job.check_answer`)."""
 
     request: dict
     response: dict
@@ -109,40 +111,32 @@ def run_namespace(out: Path, identity: dict) -> str:
 
 
 class Job:
-    def __init__(self, task: Task, config: JobConfig, run: RunDir, identity: dict, price: Price | None,
+    def __init__(self, task: Task, config: JobConfig, rundir: RunDir, identity: dict, price: Price | None,
                  policy: StopPolicy = StopPolicy()):  # fmt: skip
         self.task = task
+        self.work = work_for(task)  # which requests are out, which work items are done
         self.config = config
-        self.run = run
+        self.rundir = rundir
         self.identity = identity
         self.price = price
         self.policy = policy
-        self.namespace = run_namespace(run.path, identity)  # this run, among others sharing an index or a provider
+        self.namespace = run_namespace(rundir.path, identity)  # this run, among others sharing an index or a provider
         self.cleaner = Cleaner(task.preset, reference=task.reference, lsh_storage=config.lsh_storage, namespace=self.namespace)
         self.checker = RuleChecker(self.cleaner, workers=cleaning_workers(config))
-        self.pending: deque[Pending] = deque()
-        self.stats = Stats()  # the job's own counts: responses, unparseable answer parts
-        self.accepted = 0  # records in data.jsonl
-        self.surplus_count = 0  # kept past the target, in surplus.jsonl
-        self.failure_streak = 0
-        self.barren_streak = 0
-        self.next_index = 0
-        self.responses_taken = 0  # ledger responses reflected in data.jsonl / rejected.jsonl
-        self.last_request_id: str | None = None
-        self.session = {"started": time.monotonic(), "responses": 0, "completion_tokens": 0, "replayed": 0, "restore_s": 0.0}
+        self.checking: deque[Checking] = deque()  # answers in ledger order, their rule checks under way
+        self.state = JobState()
         self.ledger: Ledger | None = None
         self.data: JsonlWriter | None = None
         self.surplus: JsonlWriter | None = None
         self.rejected: JsonlWriter | None = None
         self._reported = 0.0
 
-    def open(self, state: LedgerState) -> None:
-        """Start appending (after `replay.restore` has rebuilt the state)."""
-        self.ledger = Ledger(self.run.ledger, state)
-        self.next_index = state.next_index
-        self.data = JsonlWriter(self.run.data)
-        self.surplus = JsonlWriter(self.run.surplus)
-        self.rejected = JsonlWriter(self.run.rejected)
+    def open(self, ledger: LedgerState) -> None:
+        """Start appending (after `replay.restore` has read the ledger back)."""
+        self.ledger = Ledger(self.rundir.ledger, ledger)
+        self.data = JsonlWriter(self.rundir.data)
+        self.surplus = JsonlWriter(self.rundir.surplus)
+        self.rejected = JsonlWriter(self.rundir.rejected)
 
     def restore_kept(self, data: list[dict], surplus: list[dict]) -> None:
         """Take back the records that data.jsonl and surplus.jsonl hold (a resume, before `open`),
@@ -154,18 +148,18 @@ class Job:
         kept = data + surplus
         cut = len(kept) if self.task.target is None else min(self.task.target, len(kept))
         if cut > len(data):
-            with JsonlWriter(self.run.data) as writer:
+            with JsonlWriter(self.rundir.data) as writer:
                 writer.write_many(kept[len(data) : cut])
                 writer.sync()
-            write_jsonl_atomic(self.run.surplus, kept[cut:])
+            write_jsonl_atomic(self.rundir.surplus, kept[cut:])
         elif cut < len(data):
-            raw, end = self.run.data.read_bytes(), 0
+            raw, end = self.rundir.data.read_bytes(), 0
             for _ in range(cut):
                 end = raw.index(b"\n", end) + 1
-            os.truncate(self.run.data, end)
-            write_jsonl_atomic(self.run.surplus, kept[cut:])
+            os.truncate(self.rundir.data, end)
+            write_jsonl_atomic(self.rundir.surplus, kept[cut:])
         self.task.accept(kept[:cut])
-        self.accepted, self.surplus_count = cut, len(kept) - cut
+        self.state.kept(cut, len(kept) - cut)
 
     def close(self) -> None:
         self.checker.close()
@@ -176,9 +170,9 @@ class Job:
     # ------------------------------------------------------------ what to ask next
 
     def finished(self) -> StopReason | None:
-        if self.task.target is not None and self.accepted >= self.task.target:
+        if self.task.target is not None and self.state.accepted >= self.task.target:
             return StopReason.TARGET_REACHED
-        if self.task.pending() == 0:
+        if self.work.left() == 0:
             return StopReason.WORK_DONE
         return None
 
@@ -188,28 +182,30 @@ class Job:
         when answers came and nothing was accepted."""
         if self.task.target is None:
             return math.inf
-        missing = self.task.target - self.accepted
+        accepted, answers = self.state.accepted, self.state.answers_decided
+        missing = self.task.target - accepted
         if missing <= 0:
             return 0
-        if self.accepted:
-            return missing * self.stats["responses"] / self.accepted
+        if accepted:
+            return missing * answers / accepted
         assumed = self.task.assumed_per_answer
-        return missing / assumed if assumed and not self.stats["responses"] else math.inf
+        return missing / assumed if assumed and not answers else math.inf
 
     def worth_another(self, in_flight: int) -> bool:
         """Start a request only if what is outstanding (in flight, or answered and being checked)
         will likely fall short of the target by more than half an answer's yield: the end of a
         run, and the start of a small one, pay for no answers far beyond what is missing."""
-        outstanding = in_flight + len(self.pending)
+        outstanding = in_flight + len(self.checking)
         return outstanding == 0 or outstanding + 0.5 < self.requests_to_target()
 
     def plan(self, batch: bool = False) -> Planned | None:
         """The next request with its worst-case cost (at the Batch API's price with `batch`), or
         None when the task has nothing to ask."""
-        request = self.task.next_request(self.next_index)
+        index = self.ledger.state.next_index
+        request = self.work.next_request(index)
         if request is None:
             return None
-        return Planned(f"r{self.next_index:06d}", self.next_index, request, self.worst_case_usd(request, batch))
+        return Planned(f"r{index:06d}", index, request, self.worst_case_usd(request, batch))
 
     def ask(self, request: Request) -> Ask:
         """The request with the run's sampling settings, as a teacher client takes it."""
@@ -231,9 +227,8 @@ class Job:
 
     def send(self, planned: Planned) -> dict:
         """Record the request before it is sent; returns its ledger event."""
-        self.next_index = max(self.next_index, planned.index + 1)
         request = self.ledger.request(planned.request_id, planned.index, planned.reserve_usd, **planned.request.details)
-        self.task.sent(request)
+        self.work.sent(request)
         return request
 
     def receive(self, request: dict, completion: Completion, model: str) -> dict:
@@ -258,11 +253,9 @@ class Job:
             **({"reasoning": completion.reasoning} if completion.reasoning is not None else {}),
             **({"batch_id": completion.batch_id} if completion.batch_id is not None else {}),
         )
-        self.failure_streak = 0
-        self.task.answered(request)
-        self.session["responses"] += 1
-        self.session["completion_tokens"] += usage.completion_tokens
-        self.take(request, response, live=True)
+        self.state.answered(usage.completion_tokens)
+        self.work.answered(request)
+        self.check_answer(request, response, live=True)
         return response
 
     def give_up(self, request: dict, error: str, attempts: int, retry_errors: list[str] | None = None, *,
@@ -270,64 +263,57 @@ class Job:
         """Record a request that will not be answered; too many in a row stop the run."""
         details = {"retry_errors": retry_errors} if retry_errors else {}
         self.ledger.failure(request["request_id"], error, attempts=attempts, **details)
-        self.task.released(request)
+        self.work.released(request)
         if refused:
             return
-        self.failure_streak += 1
-        if self.failure_streak >= self.policy.max_failure_streak:
+        streak = self.state.failed()
+        if streak >= self.policy.max_failure_streak:
             raise JobStopped(
                 StopReason.FAILURE_STREAK,
-                f"the teacher failed {self.failure_streak} requests in a row (last: {error}); "
+                f"the teacher failed {streak} requests in a row (last: {error}); "
                 "the run is saved, rerun the same command to resume",
             )
 
     def cancel_in_flight(self, requests: list[dict]) -> None:
         """The run stops with these requests unanswered: possibly billed, and free to ask again."""
-        self.ledger.cancel_open()
+        self.ledger.cancel_in_flight()
         for request in requests:
-            self.task.released(request)
+            self.work.released(request)
 
-    def take(self, request: dict, response: dict, live: bool = False) -> None:
+    def check_answer(self, request: dict, response: dict, live: bool = False) -> None:
         """Queue one answer: parse it and send its candidates to the rule checks (perhaps in a
         worker process); `drain` then decides, writes and counts the answers in ledger order."""
         parsed = self.task.parse(request, response)
-        self.pending.append(Pending(request, response, parsed, self.checker.submit(parsed.records), live))
-        if len(self.pending) > MAX_PENDING:
-            self._decide(self.pending.popleft())
+        self.checking.append(Checking(request, response, parsed, self.checker.submit(parsed.records), live))
+        if len(self.checking) > MAX_CHECKING:
+            self._decide(self.checking.popleft())
         self.drain()
 
     def drain(self, wait: bool = False) -> None:
         """Decide the queued answers whose rule checks are done (all of them with `wait`), in order."""
-        while self.pending and (wait or self.pending[0].checked.done()):
-            self._decide(self.pending.popleft())
+        while self.checking and (wait or self.checking[0].checked.done()):
+            self._decide(self.checking.popleft())
 
-    def _decide(self, pending: Pending) -> None:
-        records = pending.parsed.records
-        verdicts = self.cleaner.decide(pending.checked.result(), [record["id"] for record in records])
+    def _decide(self, answer: Checking) -> None:
+        records = answer.parsed.records
+        verdicts = self.cleaner.decide(answer.checked.result(), [record["id"] for record in records])
         kept = [v.record for v in verdicts if v.kept]
         rejected = [rejected_record(v) for v in verdicts if not v.kept]
-        request_id = pending.response["request_id"]
+        request_id = answer.response["request_id"]
         rejected += [{"id": f"{request_id}-p{j}", "request_id": request_id, "reason": UNPARSEABLE, "detail": problem}
-                     for j, problem in enumerate(pending.parsed.problems)]  # fmt: skip
-        room = len(kept) if self.task.target is None else max(self.task.target - self.accepted, 0)
+                     for j, problem in enumerate(answer.parsed.problems)]  # fmt: skip
+        room = len(kept) if self.task.target is None else max(self.task.target - self.state.accepted, 0)
         self.data.write_many(kept[:room])
         self.surplus.write_many(kept[room:])
         self.rejected.write_many(rejected)
         self.task.accept(kept[:room])
-        self.accepted += len(kept[:room])
-        self.surplus_count += len(kept[room:])
-        self.stats.add("responses")
-        self.stats.add(UNPARSEABLE, len(pending.parsed.problems))
-        for name, n in pending.parsed.counts.items():
-            self.stats.add(name, n)
-        self.responses_taken += 1
-        self.last_request_id = request_id
-        if pending.live:
-            self.barren_streak = 0 if self.task.useful(pending.parsed, kept) else self.barren_streak + 1
-            if self.barren_streak >= self.policy.max_barren_streak:
+        self.state.decided(request_id, answer.parsed, accepted=len(kept[:room]), surplus=len(kept[room:]))
+        if answer.live:
+            streak = self.state.record_usefulness(self.task.useful(answer.parsed, kept))
+            if streak >= self.policy.max_barren_streak:
                 raise JobStopped(
                     StopReason.BARREN_STREAK,
-                    f"the last {self.barren_streak} answers gave nothing usable; see {self.run.rejected} "
+                    f"the last {streak} answers gave nothing usable; see {self.rundir.rejected} "
                     "for why (a stronger teacher or another preset may help); the run is saved",
                 )
 
@@ -335,12 +321,12 @@ class Job:
 
     def rejected_counts(self) -> dict[str, int]:
         counts = self.cleaner.stats.group("rejected")
-        if self.stats[UNPARSEABLE]:
-            counts[UNPARSEABLE] = self.stats[UNPARSEABLE]
+        if self.state.unparseable:
+            counts[UNPARSEABLE] = self.state.unparseable
         return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
     def cost(self) -> CostSummary:
-        return CostSummary.of(self.ledger.totals, model=self.config.model, price=self.price, accepted=self.accepted,
+        return CostSummary.of(self.ledger.totals, model=self.config.model, price=self.price, accepted=self.state.accepted,
                               max_cost_usd=self.config.max_cost)  # fmt: skip
 
     def report_if_due(self, status: str) -> None:
@@ -350,16 +336,21 @@ class Job:
     def write_reports(self, status: str) -> tuple[dict, dict]:
         """stats.json, cost.json and the checkpoint that lets a resume skip the replay."""
         self._reported = time.monotonic()
-        stats, cost = run_stats(self, status), self.cost().cost_json()
-        write_json_atomic(self.run.stats, stats)
-        write_json_atomic(self.run.cost, cost)
-        write_checkpoint(self)
+        stats, cost = stats_json(self, status), self.cost().cost_json()
+        write_json_atomic(self.rundir.stats, stats)
+        write_json_atomic(self.rundir.cost, cost)
+        write_checkpoint(self.rundir.checkpoint, self.identity, self.cleaner, self.state, self._flushed_sizes())
         return stats, cost
+
+    def _flushed_sizes(self) -> RecordSizes:
+        for writer in (self.data, self.surplus, self.rejected):
+            writer.flush()
+        return RecordSizes(self.data.size, self.surplus.size, self.rejected.size)
 
     def result(self, stop_reason: StopReason) -> JobResult:
         self.drain(wait=True)
         stats, cost = self.write_reports(stop_reason.value)
-        return JobResult(self.run.path, self.accepted, stop_reason, stats, cost)
+        return JobResult(self.rundir.path, self.state.accepted, stop_reason, stats, cost)
 
 
 def cleaning_workers(config: JobConfig) -> int:

@@ -9,7 +9,7 @@ It is the run's source of truth. Each line is one event:
 - `cancelled`: the run stopped (Ctrl-C, a fatal error) while the request was in flight;
 - `batch`, `batch_file`, `batch_created`, `batch_ended`: a Batch API batch, by its key, with the
   requests it carries (written before anything is uploaded), its input file and remote id
-  (each as soon as known), and how it ended (after its answers): see `engine.batch`.
+  (each as soon as known), and how it ended (after its answers): see `engine.runners.batch`.
 
 A request with no later event was in flight when the process died. Its cost is unknown
 (the provider may have billed it), so the cost cap keeps counting its reservation.
@@ -36,6 +36,8 @@ def now_iso() -> str:
 
 @dataclass
 class LedgerTotals:
+    """The ledger's figures, summed as its events come (`LedgerState.apply`): what `CostSummary` shows."""
+
     requests: int = 0
     responses: int = 0
     batch_responses: int = 0  # answered through the Batch API (priced at its discount)
@@ -82,31 +84,43 @@ class BatchRecord:
 
 @dataclass
 class LedgerState:
-    """What a ledger on disk says: the responses to replay and the money already committed."""
+    """What a ledger says: the totals, the money committed, the batches. Every event, read back
+    or just written, goes through `apply`; a ledger read back also keeps the events a resume replays.
 
-    responses: list[dict] = field(default_factory=list)  # in the order they were taken
-    requests: dict[str, dict] = field(default_factory=dict)  # request_id -> its request event
+    A request is outstanding until its answer or failure; while a process waits for it, it is
+    in flight. One that is outstanding and not in flight (its run was cancelled, or its process
+    died: `load_ledger` reads a ledger whose writer is gone) may have been billed."""
+
+    responses: list[dict] = field(default_factory=list)  # read back: the answers, in ledger order
+    requests: dict[str, dict] = field(default_factory=dict)  # read back: request_id -> its request event
     totals: LedgerTotals = field(default_factory=LedgerTotals)
     next_index: int = 0
-    unsettled: dict[str, float] = field(default_factory=dict)  # request_id -> reserved USD
+    outstanding: dict[str, float] = field(default_factory=dict)  # request_id -> reserved USD, in ledger order
+    in_flight: dict[str, float] = field(default_factory=dict)  # the outstanding requests a process waits for
     batches: dict[str, BatchRecord] = field(default_factory=dict)  # key -> batch, in order
     submissions: dict[str, int] = field(default_factory=dict)  # request_id -> batches it went in
 
-    def take(self, event: dict) -> None:
+    @property
+    def committed_usd(self) -> float:
+        """Money spent or possibly spent: the cap must hold against this."""
+        return self.totals.cost_usd + self.totals.unsettled_usd + sum(self.in_flight.values())
+
+    def apply(self, event: dict) -> None:
         """Account for one event (of a ledger being read, or being written)."""
         kind, request_id = event.get("event"), event.get("request_id")
         if kind == "request":
-            self.requests[request_id] = event
             self.totals.requests += 1
-            self.unsettled[request_id] = event["reserved_usd"]
+            self.outstanding[request_id] = self.in_flight[request_id] = event["reserved_usd"]
             self.next_index = max(self.next_index, event["index"] + 1)
-        elif kind == "response":
-            self.unsettled.pop(request_id, None)
-            self.responses.append(event)
-            self.totals.add_response(event)
-        elif kind == "failure":
-            self.unsettled.pop(request_id, None)
-            self.totals.failures += 1
+        elif kind in ("response", "failure"):
+            self._settle(request_id)
+            if kind == "response":
+                self.totals.add_response(event)
+            else:
+                self.totals.failures += 1
+        elif kind == "cancelled" and request_id in self.in_flight:  # the provider may still bill it
+            self.totals.unsettled_requests += 1
+            self.totals.unsettled_usd += self.in_flight.pop(request_id)
         elif kind == "batch":
             self.batches[event["batch_key"]] = BatchRecord(event["batch_key"], event["request_ids"])
             for submitted in event["request_ids"]:
@@ -117,10 +131,33 @@ class LedgerState:
             self.batches[event["batch_key"]].batch_id = event["batch_id"]
         elif kind == "batch_ended":
             self.batches[event["batch_key"]].status = event["status"]
-        # "cancelled" leaves the reservation unsettled: the provider may still bill it.
+
+    def writer_gone(self) -> None:
+        """The process that wrote the ledger is gone (`load_ledger`): what it had in flight may
+        have been billed. The possibly billed are counted again from what is outstanding, in ledger order."""
+        self.in_flight.clear()
+        self.totals.unsettled_requests = len(self.outstanding)
+        self.totals.unsettled_usd = sum(self.outstanding.values())
+
+    def reopen(self, request_ids: list[str]) -> None:
+        """Requests of a batch still open at the provider (a resumed run): in flight again, their
+        reservations moved from "possibly billed" back to in flight."""
+        for request_id in request_ids:
+            if request_id in self.outstanding and request_id not in self.in_flight:
+                reserved_usd = self.in_flight[request_id] = self.outstanding[request_id]
+                self.totals.unsettled_requests -= 1
+                self.totals.unsettled_usd -= reserved_usd
+
+    def _settle(self, request_id: str) -> None:
+        reserved_usd = self.outstanding.pop(request_id, None)
+        if request_id in self.in_flight:
+            del self.in_flight[request_id]
+        elif reserved_usd is not None:  # answered after it was counted as possibly billed
+            self.totals.unsettled_requests -= 1
+            self.totals.unsettled_usd -= reserved_usd
 
     def answered_requests(self) -> list[dict]:
-        """The request events that have an answer, in the order the answers were taken."""
+        """The request events that have an answer, in ledger order."""
         return [self.requests[response["request_id"]] for response in self.responses]
 
     def open_batches(self) -> list[BatchRecord]:
@@ -153,70 +190,51 @@ def load_ledger(path: Path) -> LedgerState:
     if not path.exists():
         return state
     for _, event in read_jsonl(path):
-        state.take(event)
-    state.totals.unsettled_requests = len(state.unsettled)
-    state.totals.unsettled_usd = sum(state.unsettled.values())
+        state.apply(event)
+        # the events a resume replays; a ledger being written keeps none (a long run would hold every answer)
+        if event.get("event") == "request":
+            state.requests[event["request_id"]] = event
+        elif event.get("event") == "response":
+            state.responses.append(event)
+    state.writer_gone()
     return state
 
 
 class Ledger:
-    """Appends events and keeps the running totals that the cost cap needs.
+    """Appends events, each applied to the state as it is written: the running totals that the
+    cost cap needs.
 
     `request` reserves the request's worst case at once, so a caller that starts several
     requests before any of them runs still sees every reservation in `committed_usd`.
     """
 
     def __init__(self, path: Path, state: LedgerState):
-        self.state = state  # what was read, and the batches written since
+        self.state = state  # what was read, and what was written since
         self.totals = state.totals
-        self.open: dict[str, float] = {}  # requests in flight now -> their reservation
         self._writer = JsonlWriter(path)
 
     @property
     def committed_usd(self) -> float:
-        """Money spent or possibly spent: the cap must hold against this."""
-        return self.totals.cost_usd + self.totals.unsettled_usd + sum(self.open.values())
+        return self.state.committed_usd
 
     def request(self, request_id: str, index: int, reserved_usd: float, **details) -> dict:
-        self.open[request_id] = reserved_usd
-        self.totals.requests += 1
-        line = {"event": "request", "request_id": request_id, "index": index, "time": now_iso(),
-                "reserved_usd": reserved_usd, **details}  # fmt: skip
-        self._writer.write(line)
-        return line
+        return self._write({"event": "request", "request_id": request_id, "index": index, "time": now_iso(),
+                            "reserved_usd": reserved_usd, **details})  # fmt: skip
 
     def response(self, request_id: str, **event) -> dict:
-        self.open.pop(request_id)
-        line = {"event": "response", "request_id": request_id, "time": now_iso(), **event}
-        self._writer.write(line)
-        self.totals.add_response(line)
-        return line
+        return self._write({"event": "response", "request_id": request_id, "time": now_iso(), **event})
 
     def failure(self, request_id: str, error: str, **details) -> None:
-        self.open.pop(request_id)
-        self.totals.failures += 1
-        self._writer.write({"event": "failure", "request_id": request_id, "time": now_iso(), "error": error, **details})
+        self._write({"event": "failure", "request_id": request_id, "time": now_iso(), "error": error, **details})
 
-    def cancel_open(self) -> None:
+    def cancel_in_flight(self) -> None:
         """The run stops with requests in flight: their cost stays unknown (the provider may
         still bill them), so their reservations remain counted against the cap."""
-        for request_id, reserved_usd in self.open.items():
-            self.totals.unsettled_requests += 1
-            self.totals.unsettled_usd += reserved_usd
-            self._writer.write(
-                {"event": "cancelled", "request_id": request_id, "time": now_iso(), "reserved_usd": reserved_usd}
-            )
-        self.open.clear()
+        for request_id, reserved_usd in list(self.state.in_flight.items()):
+            self._write({"event": "cancelled", "request_id": request_id, "time": now_iso(), "reserved_usd": reserved_usd})
 
     def reopen(self, request_ids: list[str]) -> None:
-        """Requests of a batch still open at the provider (a resumed run): in flight again, their
-        reservations moved from "possibly billed" back to open."""
-        for request_id in request_ids:
-            if request_id in self.state.unsettled:
-                reserved_usd = self.state.unsettled.pop(request_id)
-                self.totals.unsettled_requests -= 1
-                self.totals.unsettled_usd -= reserved_usd
-                self.open[request_id] = reserved_usd
+        self.state.reopen(request_ids)
 
     def batch(self, key: str, request_ids: list[str], **details) -> None:
         self._batch_event({"event": "batch", "batch_key": key, "time": now_iso(), "request_ids": request_ids, **details})
@@ -230,11 +248,15 @@ class Ledger:
     def batch_ended(self, key: str, status: str, **counts) -> None:
         self._batch_event({"event": "batch_ended", "batch_key": key, "time": now_iso(), "status": status, **counts})
 
-    def _batch_event(self, line: dict) -> None:
+    def _batch_event(self, event: dict) -> None:
         """Batch events are synced at once: each is what a restart needs not to pay twice."""
-        self._writer.write(line)
-        self.state.take(line)
+        self._write(event)
         self.sync()
+
+    def _write(self, event: dict) -> dict:
+        self._writer.write(event)
+        self.state.apply(event)
+        return event
 
     def sync(self) -> None:
         """Everything written so far is on the disk (fsync)."""

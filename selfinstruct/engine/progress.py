@@ -9,35 +9,38 @@ Failures being retried show as they happen (`retried`): a bar that does not move
 from __future__ import annotations
 
 import time
-
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from ..stats import top_counts
 from .costs import usd
 
+if TYPE_CHECKING:
+    from .job import Job
+
 REFRESH_S = 0.25  # redraw at most this often: a fast endpoint answers hundreds of times a second
 
 
 class RunProgress:
-    def __init__(self, job, enabled: bool = True):
+    def __init__(self, job: Job, enabled: bool = True):
         self.job = job
         target, done, unit = self._counts()
         self.bar = tqdm(total=target, initial=min(done, target or done), unit=unit, desc=unit, disable=not enabled)
         self.started = time.monotonic()
-        self.tokens_before = job.session["completion_tokens"]
+        self.tokens_before = job.state.session.completion_tokens
         self.drawn = 0.0
         self.retries: Counter[str] = Counter()  # failures retried, by kind: "HTTP 429", "timeout"...
 
     def _counts(self) -> tuple[int | None, int, str]:
         job = self.job
-        pending = job.task.pending()
-        if job.task.target is None and pending is not None:
-            answered = job.stats["responses"]
-            # answers whose records are still being checked are neither answered here nor pending
-            return answered + len(job.pending) + pending, answered, "answered"
-        return job.task.target, job.accepted, "accepted"
+        left = job.work.left()
+        if job.task.target is None and left is not None:
+            answered = job.state.answers_decided
+            # answers whose records are still being checked are neither answered here nor left
+            return answered + len(job.checking) + left, answered, "answered"
+        return job.task.target, job.state.accepted, "accepted"
 
     def update(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -48,7 +51,7 @@ class RunProgress:
         self.bar.total = total
         self.bar.n = min(done, total) if total else done
         rejected = top_counts(self.job.rejected_counts())
-        tokens = self.job.session["completion_tokens"] - self.tokens_before
+        tokens = self.job.state.session.completion_tokens - self.tokens_before
         rate = tokens / max(now - self.started, 1e-9)
         retried = f" | retried {top_counts(self.retries)}" if self.retries else ""
         self.bar.set_postfix_str(f"rej {rejected} | {usd(self.job.cost().cost_usd)} | {rate:.0f} tok/s{retried}", refresh=False)

@@ -31,35 +31,33 @@ from .ledger import LedgerState, load_ledger
 def restore(job: Job) -> LedgerState:
     """Rebuild `job` from its run directory and open it for appending."""
     started = time.monotonic()
-    state = load_ledger(job.run.ledger)
-    for request in state.answered_requests():
-        job.task.answered(request)
-    checkpoint = usable_checkpoint(job, state)
+    rundir = job.rundir
+    ledger = load_ledger(rundir.ledger)
+    for request in ledger.answered_requests():
+        job.work.answered(request)
+    checkpoint = usable_checkpoint(rundir, job.identity, job.cleaner, ledger)
     if checkpoint is None:
-        job.run.checkpoint.unlink(missing_ok=True)
-        for path in (job.run.data, job.run.surplus, job.run.rejected):
+        rundir.checkpoint.unlink(missing_ok=True)
+        for path in (rundir.data, rundir.surplus, rundir.rejected):
             _truncate(path, 0)
-        tail = state.responses
+        tail = ledger.responses
     else:
-        _truncate(job.run.data, checkpoint["data_bytes"])
-        _truncate(job.run.rejected, checkpoint["rejected_bytes"])
-        _truncate(job.run.surplus, checkpoint["surplus_bytes"])
-        kept = [record for _, record in read_jsonl(job.run.data)]
-        surplus = [record for _, record in read_jsonl(job.run.surplus)]
-        rejected = [row for _, row in read_jsonl(job.run.rejected)]
+        _truncate(rundir.data, checkpoint["data_bytes"])
+        _truncate(rundir.rejected, checkpoint["rejected_bytes"])
+        _truncate(rundir.surplus, checkpoint["surplus_bytes"])
+        kept = [record for _, record in read_jsonl(rundir.data)]
+        surplus = [record for _, record in read_jsonl(rundir.surplus)]
+        rejected = [row for _, row in read_jsonl(rundir.rejected)]
         job.cleaner.restore(kept + surplus, rejected, Stats(checkpoint["cleaning"]))
-        job.stats = Stats(checkpoint["job"])
+        job.state.resumed(checkpoint)
         job.restore_kept(kept, surplus)
-        job.responses_taken = checkpoint["responses"]
-        job.last_request_id = checkpoint["last_request_id"]
-        tail = state.responses[checkpoint["responses"] :]
-    job.open(state)
+        tail = ledger.responses[checkpoint["responses"] :]
+    job.open(ledger)
     for response in tail:
-        job.take(state.requests[response["request_id"]], response)
+        job.check_answer(ledger.requests[response["request_id"]], response)
     job.drain(wait=True)
-    job.session["replayed"] = len(tail)
-    job.session["restore_s"] = time.monotonic() - started
-    return state
+    job.state.restored(replayed=len(tail), seconds=time.monotonic() - started)
+    return ledger
 
 
 def _truncate(path: Path, size: int) -> None:

@@ -11,7 +11,6 @@ that dies mid-run is restarted once and the job rebuilt from its ledger.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from ..errors import SettingError, warn
@@ -63,18 +62,15 @@ def run_job(task: Task, config: JobConfig, out: str | Path, *, overwrite: bool =
 
 
 def _run(job: Job, config: JobConfig, progress: bool, teacher) -> StopReason:
-    """Send the job's requests: online, through the Batch API, or to an in-process teacher."""
+    """Send the job's requests through the runner its config asks for: online, through the
+    Batch API, or to an in-process teacher."""
     # here, not at the top: the clients import openai (0.5 s), a finished run needs none of it
-    from ..teacher.endpoint import teacher_endpoint
-    from .runner import OnlineRunner
+    from ..teacher.endpoint import Endpoint, teacher_endpoint
+    from .runners import runner_for
 
     if teacher is not None:
-        return asyncio.run(OnlineRunner(job, teacher.settings, progress=progress, client=teacher).run())
+        return runner_for(config, Endpoint(teacher.settings, client=teacher), progress).run(job)
     if config.batch and config.embedded:
         raise SettingError("the embedded teacher has no Batch API: set {base_url} to a provider's endpoint", "base_url", "batch")
-    with teacher_endpoint(config, log_path=job.run.teacher_log) as endpoint:
-        if config.batch:
-            from .batch import BatchRunner
-
-            return BatchRunner(job, endpoint.settings, progress=progress, poll_s=config.batch_poll_s).run()
-        return asyncio.run(OnlineRunner(job, endpoint.settings, progress=progress, watch=endpoint.watch).run())
+    with teacher_endpoint(config, log_path=job.rundir.teacher_log) as endpoint:
+        return runner_for(config, endpoint, progress).run(job)

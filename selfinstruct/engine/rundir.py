@@ -1,20 +1,11 @@
 """The run directory: where a teacher job keeps everything, who may write it, how it resumes.
 
-    DIR/config.json      the task, its settings, the format version, hashes of its inputs
-    DIR/ledger.jsonl     every request and response (the source of truth)
-    DIR/data.jsonl       accepted records, the target's worth } derived from the ledger;
-    DIR/surplus.jsonl    accepted past the target (paid for)  } on resume they are checked
-    DIR/rejected.jsonl   rejected ones, with the reason       } against the checkpoint and
-    DIR/checkpoint.json  how much of the ledger they hold     } completed from it
-    DIR/stats.json       counts per rule, acceptance, throughput
-    DIR/cost.json        tokens and dollars
-    DIR/teacher.log      the embedded teacher's log
-    DIR/.lock            locked by the process writing the directory
+Its files are listed and named in `runfiles.py`.
 
 One process writes a run directory at a time: `RunDir.lock()` takes an exclusive lock on
 DIR/.lock (`lockf`) for the life of the job. The kernel drops it when the process ends, `kill -9`
-included, so nothing stale is left behind. Readers (`filter`, `export`, `cost`) take no lock:
-they only read, and every writer leaves whole lines and whole files (atomic renames).
+included, so nothing stale is left behind. Readers (`filter`, `export`, `report`, `cost`: `view.py`) take
+no lock: they only read, and every writer leaves whole lines and whole files (atomic renames).
 
 Format 2 added the task's name to config.json (format 1 only knew `generate`); a format-1
 directory is read as a `bootstrap` run and rewritten as format 2 when a job opens it.
@@ -39,21 +30,11 @@ from pathlib import Path
 
 from ..errors import SelfInstructError, SettingError, warn
 from ..records import write_json_atomic
+from ..runfiles import CONFIG_FILE, LOCK_FILE, RUN_FILES, RunFiles
 from .checkpoint import made_with
 from .ledger import ledger_header, start_ledger
 
 FORMAT_VERSION = 2
-CONFIG_FILE = "config.json"
-LEDGER_FILE = "ledger.jsonl"
-DATA_FILE = "data.jsonl"
-SURPLUS_FILE = "surplus.jsonl"
-REJECTED_FILE = "rejected.jsonl"
-CHECKPOINT_FILE = "checkpoint.json"
-STATS_FILE = "stats.json"
-COST_FILE = "cost.json"
-TEACHER_LOG = "teacher.log"
-LOCK_FILE = ".lock"
-RUN_FILES = (CONFIG_FILE, LEDGER_FILE, DATA_FILE, SURPLUS_FILE, REJECTED_FILE, CHECKPOINT_FILE, STATS_FILE, COST_FILE, TEACHER_LOG)
 # how every message offers to start over: what happens to the paid answers is said, not left to find out
 START_OVER = "pass {overwrite} to start over (the old ledger is kept aside, renamed with the time; its paid answers are not reused)"
 
@@ -66,19 +47,8 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-class RunDir:
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-
-    config = property(lambda self: self.path / CONFIG_FILE)
-    ledger = property(lambda self: self.path / LEDGER_FILE)
-    data = property(lambda self: self.path / DATA_FILE)
-    surplus = property(lambda self: self.path / SURPLUS_FILE)
-    rejected = property(lambda self: self.path / REJECTED_FILE)
-    checkpoint = property(lambda self: self.path / CHECKPOINT_FILE)
-    stats = property(lambda self: self.path / STATS_FILE)
-    cost = property(lambda self: self.path / COST_FILE)
-    teacher_log = property(lambda self: self.path / TEACHER_LOG)
+class RunDir(RunFiles):
+    """The write side of a run directory: its lock, and making it a job's (new, resumed or started over)."""
 
     @contextmanager
     def lock(self):
@@ -167,7 +137,7 @@ class RunDir:
         raise SettingError(
             f"{problem}, and {self.ledger} is too old to record the run's settings ({self.checkpoint} is missing, "
             "damaged or made with other settings). To resume its paid answers, rerun the command that started the "
-            f"run, or put back a copy of config.json; or choose another {{out}}, or {START_OVER}", "out", "overwrite",
+            f"run, or put back a copy of {CONFIG_FILE}; or choose another {{out}}, or {START_OVER}", "out", "overwrite",
         )  # fmt: skip
 
     def _ledger_started(self) -> bool:

@@ -3,8 +3,8 @@
 A task turns work into chat requests, and one answer into candidate records (curator's
 prompt/parse pair). Everything else is the engine's: the run directory and its lock, the
 ledger, the cost cap, sending the requests (online or in batch), cleaning, resuming,
-progress and reports. A new job is a new `Task` under `selfinstruct/tasks/`; no runner
-changes.
+progress and reports. A new job is a new `Task` under `selfinstruct/tasks/` and its entry
+in `tasks/registry.py`; no runner changes.
 
     class Echo(Task):
         name = "echo"
@@ -18,13 +18,14 @@ changes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from ..clean import Preset
 from ..stats import Stats
+
+if TYPE_CHECKING:  # only named here: the cleaner's package imports the run directory, which imports this
+    from ..clean import Preset
 
 UNPARSEABLE = "unparseable"  # the reason a part of an answer that could not be used is rejected with
 
@@ -60,92 +61,70 @@ class Parsed:
 
 
 class Task(ABC):
-    name: ClassVar[str]  # config.json's "task", e.g. "bootstrap"
-    preset: Preset  # the cleaning preset its records go through
-    reference: tuple[dict, ...] = ()  # records the duplicate index starts with (a bootstrap's seed tasks)
-    target: int | None = None  # stop once this many records are accepted (None: when the work runs out)
-    # records one answer is assumed to bring before any answer says: sizes the first requests of
-    # a run with a target (a small target needs fewer than a full round or a full pipe)
+    """What a teacher job asks and how it reads the answers.
+
+    A task must say:
+        name                   config.json's "task", e.g. "bootstrap"
+        preset                 the cleaning preset its records go through
+        identity()             the settings and input hashes that decide the data
+        next_request(index)    what to ask (or, over a fixed list of work items, `ItemTask.request(item)`)
+        parse(request, response)   one answer -> candidate records
+
+    Optional hooks, each with a default that suits a task without it:
+        reference              records the duplicate index starts with (a bootstrap's seed tasks)
+        target                 stop once this many records are accepted (None: when the work runs out)
+        assumed_per_answer     records one answer is assumed to bring before any answer says: sizes
+                               the first requests of a run with a target (a small target needs fewer
+                               than a full round or a full pipe)
+        accept(records)        the records the cleaner kept, in order (a bootstrap shows them in later prompts)
+        useful(parsed, kept)   whether an answer was worth its money, for the stop policy
+        describe(stats)        extra figures for stats.json
+
+    Which requests are in flight, answered or given up is the engine's business (`engine.work`).
+    """
+
+    name: ClassVar[str]
+    preset: Preset
+    reference: tuple[dict, ...] = ()
+    target: int | None = None
     assumed_per_answer: float | None = None
 
     @abstractmethod
     def identity(self) -> dict:
         """The settings and input hashes that decide the data: a resumed run must keep them."""
 
-    @abstractmethod
     def next_request(self, index: int) -> Request | None:
-        """The request numbered `index` in this run, or None when nothing is left to ask now
-        (every work item answered or in flight). It changes nothing: a request the cost cap
-        held back is asked for again with the same index."""
-
-    def pending(self) -> int | None:
-        """Work items not answered yet; None for a task without a fixed list of work (a bootstrap)."""
-        return None
+        """The request numbered `index` in this run, or None when nothing is left to ask. It
+        changes nothing: a request the cost cap held back is asked for again with the same index."""
+        raise NotImplementedError(f"{type(self).__name__}: write next_request(index), or subclass ItemTask and write request(item)")
 
     @abstractmethod
     def parse(self, request: dict, response: dict) -> Parsed:
         """Candidate records from one answer. `request` and `response` are the ledger's events."""
 
-    def sent(self, request: dict) -> None:
-        """The request (its ledger event) went out: its work item is in flight."""
-
-    def answered(self, request: dict) -> None:
-        """The request (its ledger event) has an answer: called for every answer, replayed or new,
-        before `parse`; a task with work items marks the item done here."""
-
-    def released(self, request: dict) -> None:
-        """The request was given up (failed or cancelled): its work item may be asked again."""
-
     def accept(self, records: list[dict]) -> None:
-        """Records the cleaner kept, in order (a bootstrap shows them in later prompts)."""
+        """Records the cleaner kept, in order."""
 
     def useful(self, parsed: Parsed, kept: list[dict]) -> bool:
-        """Whether an answer was worth its money, for the stop policy (too many useless answers
-        in a row stop a run): by default, when the cleaner kept a record of it. A judge's
-        answer is useful when it gave a score, kept or not: a low score is a finding."""
+        """Whether an answer was worth its money (too many useless answers in a row stop a run):
+        by default, when the cleaner kept a record of it. A judge's answer is useful when it gave
+        a score, kept or not: a low score is a finding."""
         return bool(kept)
 
     def describe(self, stats: Stats) -> dict:
-        """Extra figures for stats.json (e.g. work items left), given the job's counters: the
-        cleaner's (`seen`, `kept`, `rejected/RULE`) and the task's own (`Parsed.counts`)."""
+        """Extra figures for stats.json, given the job's counters: the cleaner's (`seen`, `kept`,
+        `rejected/RULE`) and the task's own (`Parsed.counts`)."""
         return {}
 
 
 class ItemTask(Task):
-    """A task with a fixed list of work items (answer every instruction, rate every record),
-    each asked until it has one answer, in order; an item given up is asked again soon."""
+    """A task with a fixed list of work items (answer every instruction, rate every record): it
+    says the request for one item; the engine asks each item until it has one answer, in order,
+    and records the item in the request's ledger event, where `parse` finds it (`request["item"]`)."""
 
     def __init__(self, items: list[Hashable]):
         self.items = items
-        self.waiting = deque(items)  # items answered or in flight are skipped when they come up
-        self.answered_items: set = set()
-        self.in_flight: set = set()
 
     @abstractmethod
     def request(self, item: Hashable) -> Request:
         """The request for one work item."""
-
-    def next_request(self, index: int) -> Request | None:
-        while self.waiting and (self.waiting[0] in self.answered_items or self.waiting[0] in self.in_flight):
-            self.waiting.popleft()
-        return self.request(self.waiting[0]) if self.waiting else None
-
-    def unanswered(self) -> list[Hashable]:
-        return [item for item in self.items if item not in self.answered_items]
-
-    def pending(self) -> int:
-        return len(self.items) - len(self.answered_items)
-
-    def sent(self, request: dict) -> None:
-        self.in_flight.add(request["item"])
-
-    def answered(self, request: dict) -> None:
-        self.answered_items.add(request["item"])
-        self.in_flight.discard(request["item"])
-
-    def released(self, request: dict) -> None:
-        self.in_flight.discard(request["item"])
-        self.waiting.appendleft(request["item"])
-
-    def describe(self, stats: Stats) -> dict:
-        return {"items": len(self.items), "answered_items": len(self.answered_items)}

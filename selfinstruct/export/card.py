@@ -13,8 +13,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..engine.costs import usd
+from ..engine.view import rule_counts
 from ..errors import SettingError
-from .provenance import Judging, Provenance, rule_counts
+from .provenance import Judging, Provenance
 
 MARKER = "<!-- Written by `selfinstruct export`: exporting again replaces this file. -->"
 
@@ -73,7 +74,7 @@ def size_category(n: int) -> str:
     return next((name for limit, name in SIZE_CATEGORIES if n < limit), "1B<n<10B")
 
 
-def render_card(facts: Provenance, info: CardInfo) -> str:
+def render_dataset_card(facts: Provenance, info: CardInfo) -> str:
     from huggingface_hub import DatasetCardData
 
     header = DatasetCardData(

@@ -24,10 +24,10 @@ from pathlib import Path
 
 from ..errors import SelfInstructError, SettingError
 from ..records import write_json_atomic, write_jsonl_atomic
+from ..runfiles import SAVED_DATASET, kind_of
 
 JSON, JSONL, PARQUET, DATASETS = "json", "jsonl", "parquet", "datasets"
 FILE_KINDS = {".json": JSON, ".jsonl": JSONL, ".parquet": PARQUET}
-SAVED_DATASET_MARKERS = ("state.json", "dataset_dict.json")
 CARD_SUFFIX = ".README.md"  # a file's card: DEST.README.md
 
 
@@ -110,7 +110,7 @@ def _check_replaceable_dir(dest: Path) -> None:
         raise SelfInstructError(
             f"{dest}: is a file; name a .json, .jsonl or .parquet file, or a directory for a datasets export"
         )
-    if dest.is_dir() and any(dest.iterdir()) and not any((dest / m).exists() for m in SAVED_DATASET_MARKERS):
+    if dest.is_dir() and any(dest.iterdir()) and kind_of(dest) != SAVED_DATASET:
         raise SelfInstructError(
             f"{dest}: exists and is not a saved dataset; choose a new directory (or end the name with "
             ".json, .jsonl or .parquet to write a file)"

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import SelfInstructError, SettingError, from_settings
 from ..records import read_records
-from .card import CardInfo, check_card_path, render_card, write_card
+from ..runfiles import folder_of
+from .card import CardInfo, check_card_path, render_dataset_card, write_card
 from .destinations import (
     DATASETS, JSON, JSONL, PARQUET, card_path, check_destination, destination_kind, split_sizes, to_dataset, write_rows,
 )  # fmt: skip
@@ -116,7 +117,7 @@ def export_dataset(src: str | Path, options: ExportOptions) -> ExportResult:
     rows = [fmt.to_row(with_reasoning(record, options.reasoning), options.system_prompt) for record in records]
     facts = gather(src, records, options.run_dir)
     name = options.name or _default_name(src, options)
-    card = lambda load_code, splits: render_card(  # noqa: E731
+    card = lambda load_code, splits: render_dataset_card(  # noqa: E731
         facts, CardInfo(name, fmt.name, load_code, options.license, options.language, options.system_prompt, splits,
                         reasoning=options.reasoning if traced else None)  # fmt: skip
     )
@@ -138,4 +139,4 @@ def _default_name(src: str | Path, options: ExportOptions) -> str:
     if options.push_to_hub:
         return options.push_to_hub.split("/", 1)[1]
     src = Path(src)
-    return (src if src.is_dir() else src.parent if src.name == "data.jsonl" else src.with_suffix("")).resolve().name
+    return (folder_of(src) or src.with_suffix("")).resolve().name

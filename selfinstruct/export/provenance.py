@@ -18,9 +18,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ..clean.presets import preset_path
-from ..engine.rundir import CONFIG_FILE, LEDGER_FILE, file_sha256
+from ..engine.rundir import file_sha256
+from ..engine.view import RunView
 from ..errors import SettingError
-from ..records import read_json_object
+from ..runfiles import CONFIG_FILE, RUN
 from ..report.cost import CostReport, cost_report
 from ..tasks.bootstrap.seeds import default_seeds_path
 
@@ -120,52 +121,44 @@ def gather(src: str | Path, records: list[dict], run_dir: str | Path | None = No
     teachers = sorted({r["teacher_model"] for r in records if r.get("teacher_model")})
     created = sorted(r["created"] for r in records if r.get("created"))
     facts = Provenance(src, len(records), teachers, (created[0], created[-1]) if created else None)
-    if run_dir is not None and read_json_object(Path(run_dir) / CONFIG_FILE) is None:
+    run = RunView(run_dir) if run_dir is not None else None
+    if run is not None and run.read_config() is None:
         raise SettingError(
             f"{run_dir}: no {CONFIG_FILE}; {{run_dir}} must name a directory made by `selfinstruct generate`", "run_dir"
         )
-    _trace(facts, src, Path(run_dir) if run_dir is not None else None)
+    _trace(facts, src, run)
     return facts
 
 
-def _trace(facts: Provenance, src: Path, run_dir: Path | None) -> None:
+def _trace(facts: Provenance, src: Path, run: RunView | None) -> None:
     """Follow `src` back to the run that made its records: through a filter output (its stats.json
     names its input) and a judge run (its config names the source it rated)."""
-    folder = src if src.is_dir() else src.parent if src.name == "data.jsonl" else None
-    run_dir = run_dir if run_dir is not None else _run_dir_of(src)
+    folder = RunView.of(src)
+    run = run if run is not None else _run_of(src)
     filter_stats = None
-    if folder is not None and (run_dir is None or folder.resolve() != run_dir.resolve()):
-        filter_stats = read_json_object(folder / "stats.json")
-        if run_dir is None and filter_stats and filter_stats.get("input"):
-            run_dir = _run_dir_of(Path(filter_stats["input"]))  # `selfinstruct filter` names its input
-    config = read_json_object(run_dir / CONFIG_FILE) if run_dir is not None else None
+    if folder is not None and (run is None or folder.path.resolve() != run.path.resolve()):
+        filter_stats = folder.read_stats()
+        if run is None and filter_stats and filter_stats.get("input"):
+            run = _run_of(Path(filter_stats["input"]))  # `selfinstruct filter` names its input
+    config = run.read_config() if run is not None else None
     if config is not None and config.get("task") == "judge":
         if facts.judging is None:  # the last judge the records went through (a source judged twice: the second)
-            cost = cost_report(run_dir) if (run_dir / LEDGER_FILE).exists() else None
-            facts.judging = Judging(run_dir, config, read_json_object(run_dir / "stats.json"), cost, after=filter_stats)
+            cost = cost_report(run.path) if run.ledger.exists() else None
+            facts.judging = Judging(run.path, config, run.read_stats(), cost, after=filter_stats)
         source = config.get("config", {}).get("source")
         if source and Path(source).exists():  # the records it rated: gone when moved since
             _trace(facts, Path(source), None)
         return
     facts.filter_stats = filter_stats
     if config is not None:
-        facts.run_dir = run_dir
+        facts.run_dir = run.path
         facts.config = config
-        facts.generation_stats = read_json_object(run_dir / "stats.json")
-        if (run_dir / LEDGER_FILE).exists():
-            facts.cost = cost_report(run_dir)
+        facts.generation_stats = run.read_stats()
+        if run.ledger.exists():
+            facts.cost = cost_report(run.path)
 
 
-def _run_dir_of(path: Path) -> Path | None:
+def _run_of(path: Path) -> RunView | None:
     """The run directory that `path` is, or whose data.jsonl it is; None for anything else."""
-    folder = path if path.is_dir() else path.parent if path.name == "data.jsonl" else None
-    return folder if folder is not None and (folder / CONFIG_FILE).exists() else None
-
-
-def rule_counts(stats: dict | None) -> dict[str, int] | None:
-    """Rejections per rule: a run keeps them under `filters`, a filter output at the top."""
-    if not stats:
-        return None
-    counts = stats.get("filters", stats).get("rejected")
-    return counts if isinstance(counts, dict) else None
-
+    view = RunView.of(path)
+    return view if view is not None and view.kind == RUN else None

@@ -27,7 +27,7 @@ def _title(card: Path) -> str | None:
     return next((line[2:].strip() for line in lines if line.startswith("# ")), None)
 
 
-def render_card(
+def render_model_card(
     *, base_model: str, hub_id: str | None, data: Path, recipe: Recipe, metrics: dict,
     contents: Literal["adapter", "model", "merged"], merged: Path | None = None,
 ) -> str:  # fmt: skip

@@ -18,7 +18,7 @@ from transformers import TrainerCallback
 
 from ..errors import SelfInstructError
 from ..records import read_records
-from .card import render_card
+from .card import render_model_card
 from .data import encode
 from .kernels import PADDING_FREE_ATTENTION
 from .metrics import write_metrics
@@ -168,8 +168,8 @@ def run(data: Path, model: str, out: Path, recipe: Recipe, merge: bool = False) 
     merged = None
     if merge:
         merged = merge_adapter(source, out, tokenizer, precision)
-        (merged / "README.md").write_text(render_card(**about, contents="merged"), encoding="utf-8")
+        (merged / "README.md").write_text(render_model_card(**about, contents="merged"), encoding="utf-8")
     contents = "model" if recipe.method == "full" else "adapter"
-    (out / "README.md").write_text(render_card(**about, contents=contents, merged=merged), encoding="utf-8")
+    (out / "README.md").write_text(render_model_card(**about, contents=contents, merged=merged), encoding="utf-8")
     return FinetuneResult(out, trainer.state.global_step, metrics["first_loss"], metrics["last_loss"], merged)
 

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..engine.ledger import load_ledger
-from ..engine.rundir import RunDir
+from ..engine.view import RunView
 from ..errors import SelfInstructError
+from ..runfiles import LEDGER_FILE
 
 
 def batch_rows(src: str | Path) -> list[dict]:
     """One row per batch: key, remote id, status (as last seen; "open" while it runs),
     requests, answered, and the dollars its answers cost (at the batch price)."""
-    run = RunDir(src)
-    if not run.ledger.is_file():
-        raise SelfInstructError(f"{src}: no ledger.jsonl here; `batches` reads a run directory")
-    state = load_ledger(run.ledger)
+    state = RunView(src).read_ledger()
+    if state is None:
+        raise SelfInstructError(f"{src}: no {LEDGER_FILE} here; `batches` reads a run directory")
     answers_of: dict[str, list[dict]] = {}
     for response in state.responses:
         if response.get("batch_id") is not None:

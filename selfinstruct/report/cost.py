@@ -19,10 +19,11 @@ from pathlib import Path
 
 from ..engine.costs import CostSummary
 from ..engine.ledger import load_ledger
-from ..engine.rundir import CONFIG_FILE, LEDGER_FILE, RunDir
+from ..engine.view import RunView
 from ..errors import SelfInstructError
 from ..pricing import ALPACA_REFERENCE, PRICES, Price, price_for
-from ..records import count_jsonl, read_json_object
+from ..records import count_jsonl
+from ..runfiles import LEDGER_FILE, RunFiles
 
 PROJECTED_RECORDS = ALPACA_REFERENCE["records"]
 
@@ -70,7 +71,7 @@ class CostReport(CostSummary):
 
 def find_ledger(src: str | Path) -> Path:
     src = Path(src)
-    ledger = src / LEDGER_FILE if src.is_dir() else src
+    ledger = RunFiles(src).ledger if src.is_dir() else src
     if not ledger.is_file():
         raise SelfInstructError(
             f"{src}: no {LEDGER_FILE} here; cost reads a run directory made by `selfinstruct generate --out DIR` "
@@ -82,9 +83,9 @@ def find_ledger(src: str | Path) -> Path:
 def cost_report(src: str | Path) -> CostReport:
     """The report of the run in `src` (its directory, or its ledger.jsonl)."""
     ledger = find_ledger(src)
-    run = RunDir(ledger.parent)
+    run = RunView(ledger.parent)
     state = load_ledger(ledger)
-    config = read_json_object(run.path / CONFIG_FILE) or {}
+    config = run.read_config() or {}
     if not state.requests and (not config or ledger.name != LEDGER_FILE):  # a table of zeros would say nothing
         raise SelfInstructError(f"{src}: not a run, no request is recorded in it; cost reads a run directory "
                                 "made by generate, answer or judge (or its ledger.jsonl)")  # fmt: skip
@@ -93,7 +94,7 @@ def cost_report(src: str | Path) -> CostReport:
     price = price_for(model, settings.get("price_in"), settings.get("price_out"), settings.get("price_cached")) if model else None
     summary = CostSummary.of(state.totals, model=model, price=price, accepted=count_jsonl(run.data),
                              max_cost_usd=settings.get("max_cost"))  # fmt: skip
-    stats = read_json_object(run.stats) or {}
+    stats = run.read_stats() or {}
     report = CostReport(**vars(summary), source=str(src), candidates=stats.get("candidates"))
     if report.accepted:
         report.projections = [_project(report, name, price) for name, price in PRICES.items()]

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..engine.rundir import DATA_FILE
 from ..errors import SelfInstructError
 from ..records import write_text_atomic
+from ..runfiles import REJECTED_FILE, folder_of
 from . import charts
 from .samples import records_table
-from .source import load_source
+from .source import Source
 from .summary import Summary, summarize
 from .sunburst import TOP_NOUNS, TOP_VERBS, sunburst_figure, verb_tree
 from .verbs import QUESTION
@@ -54,7 +54,7 @@ def build_report(src, out, compare=None, seeds=None) -> ReportResult:
     """Write the report of `src` (and `compare`, side by side) to the HTML file `out`."""
     start = time.perf_counter()
     out = Path(out)
-    sources = [load_source(path, seeds) for path in ([src, compare] if compare else [src])]
+    sources = [Source.read(path, seeds) for path in ([src, compare] if compare else [src])]
     if out.resolve() in {p.resolve() for s in sources for p in s.files()}:
         raise SelfInstructError(f"{out}: that is a file the report reads; choose another --out")
     summaries = [summarize(s) for s in sources]
@@ -69,9 +69,10 @@ def default_report_path(src) -> Path:
     """Beside the source, never inside it: outputs/demo -> outputs/demo-report.html,
     alpaca_data.json -> alpaca_data-report.html, outputs/demo/data.jsonl -> outputs/demo-report.html."""
     path = Path(src)
-    if path.name == DATA_FILE:
-        path = path.parent
-    return path.parent / f"{path.name if path.is_dir() else path.stem}-report.html"
+    folder = folder_of(path)
+    if folder is not None:
+        return folder.parent / f"{folder.name}-report.html"
+    return path.parent / f"{path.stem}-report.html"
 
 
 # ---------------------------------------------------------------- the page
@@ -169,7 +170,7 @@ def _diversity(summaries: list[Summary]) -> str:
 
 def _clusters(summary: Summary) -> str:
     if summary.source.rejected is None:
-        return '<p class="muted">No rejected.jsonl here: which duplicates were removed is not known.</p>'
+        return f'<p class="muted">No {REJECTED_FILE} here: which duplicates were removed is not known.</p>'
     if not summary.clusters:
         return '<p class="muted">The cleaner removed no duplicates.</p>'
     items = []

@@ -36,23 +36,24 @@ from ..engine.estimate import CostEstimate, estimate_item_task_cost
 from ..engine.job import JobResult, StopPolicy
 from ..engine.run import run_job
 from ..engine.task import ItemTask, Parsed, Request
-from ..errors import SettingError, warn
+from ..errors import SelfInstructError, SettingError, warn
 from ..reasoning import split_reasoning
 from ..records import read_records
 from ..stats import Stats
+from .registry import TaskEntry
 
 REFERENCE_FIELDS = ("answer", "solution")  # where a source keeps the reference answer
 ASSUMED_COMPLETION_SHARE = 0.25  # of max_tokens, for an estimate without history
 
 
 class AnswerConfig(JobConfig):
-    IDENTITY = ("samples", "system", "verify")
+    IDENTITY = JobConfig.IDENTITY + ("samples", "system", "verify")
 
-    source: str = Field(description="the instructions to answer: a run directory, a dataset, or a JSONL of prompts")
-    samples: int = Field(1, ge=1, le=64, description="answers asked for each instruction (rejection sampling)")
-    system: str | None = Field(None, description="a system prompt for every request")
-    verify: Literal["math"] | None = Field(None, description="keep only answers equal to the source's reference answer")
-    preset: str = "answer"
+    source: str = Field(description="The instructions to answer: a run directory, a dataset, or a JSONL of prompts.")
+    samples: int = Field(1, ge=1, le=64, description="Answers asked for each instruction (rejection sampling).")
+    system: str | None = Field(None, description="A system prompt for every request.")
+    verify: Literal["math"] | None = Field(None, description="Keep only answers equal to the source's `answer` / `solution` (math-verify).")
+    preset: str = Field("answer", description="Cleaning preset name or .toml path.")
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class AnswerTask(ItemTask):
         return Request(
             messages=lambda _format: self.messages(prompt),
             max_tokens=self.config.max_tokens,
-            details={"item": item, "source_id": prompt.id, "sample": int(item.split(":")[1])},
+            details={"source_id": prompt.id, "sample": int(item.split(":")[1])},
         )
 
     def messages(self, prompt: Prompt) -> list[dict]:
@@ -121,18 +122,19 @@ class AnswerTask(ItemTask):
         return Parsed([record])
 
     def describe(self, stats: Stats) -> dict:
-        figures = super().describe(stats)
-        if self.config.verify:
-            # both verification rules come first: every record seen went through them
-            checked = stats["seen"] - stats[f"rejected/{Unverifiable.name}"]
-            wrong = stats[f"rejected/{WrongAnswer.name}"]
-            figures["verification"] = {
+        if not self.config.verify:
+            return {}
+        # both verification rules come first: every record seen went through them
+        checked = stats["seen"] - stats[f"rejected/{Unverifiable.name}"]
+        wrong = stats[f"rejected/{WrongAnswer.name}"]
+        return {
+            "verification": {
                 "method": self.config.verify,
                 "checked": checked,
                 "correct": checked - wrong,
                 "pass_rate": round((checked - wrong) / checked, 4) if checked else None,
             }
-        return figures
+        }
 
 
 def answer_task(config: AnswerConfig) -> AnswerTask:
@@ -172,3 +174,32 @@ def estimate_answer_cost(config: AnswerConfig, out: str | Path | None = None) ->
     config = config.resolved()
     assumed = math.ceil(config.max_tokens * ASSUMED_COMPLETION_SHARE)
     return estimate_item_task_cost(answer_task(config), config, out, assumed)
+
+
+def verification_summary(result: JobResult) -> list[str]:
+    """The pass rate of a verified run; an error when no answer could be verified: the run
+    did not do what `verify` asks for."""
+    verification = result.stats.get("verification")
+    if not verification:
+        return []
+    method, checked, correct = verification["method"], verification["checked"], verification["correct"]
+    if not checked:
+        raise SelfInstructError(f"no answer could be verified ({method}): see the reasons in {result.out_dir / 'rejected.jsonl'}")
+    return [f"verified ({method}): {correct}/{checked} correct ({verification['pass_rate']:.1%})"]
+
+
+ENTRY = TaskEntry(
+    "answer",
+    AnswerConfig,
+    answer,
+    estimate_answer_cost,
+    about="""Answer every instruction of SOURCE with the teacher, keeping its reasoning.
+
+    SOURCE is a run directory, a dataset (outputs not needed), or a JSONL of `prompt` /
+    `question` rows. Rerunning the same command on the same --out resumes.
+    """,
+    argument="source",
+    default_out="{model}-answers",
+    kept="answers kept",
+    summary=verification_summary,
+)

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 import openai
 
 from .client import TeacherSettings
+from .dialect import CHAT_COMPLETIONS
 
 MAX_REQUESTS = 50_000
 MAX_BYTES = 200 * 2**20
-ENDPOINT = "/v1/chat/completions"
+ENDPOINT = f"/v1{CHAT_COMPLETIONS}"  # the Batch API names it from the host, not the base URL
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 # Newest batches (and batch files) looked through for one made before a crash recorded it: an
 # account's lists have no end we can count on, and ours is among the newest.

@@ -28,7 +28,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from ..errors import SettingError
 from ..tokens import estimate_prompt_tokens
-from .dialect import Ask, Body, Completion, Dialect, EmptyAnswer, read_answer
+from .dialect import CHAT_COMPLETIONS, Ask, Body, Completion, Dialect, EmptyAnswer, read_answer
 from .limiter import RateLimiter, parse_duration
 
 REFUSAL_HINTS = {  # status -> (hint, the settings it names)
@@ -170,7 +170,7 @@ class TeacherClient:
                     limit = body.params.get(self.dialect.limit_param, 0)
                     tokens_needed = estimate_prompt_tokens(body.messages) + limit if self.limiter.tokens.per_minute else 0
                     await self.limiter.acquire(tokens_needed)
-                    raw = await self._client.post("/chat/completions", cast_to=object, body=body.json, options={"headers": headers})
+                    raw = await self._client.post(CHAT_COMPLETIONS, cast_to=object, body=body.json, options={"headers": headers})
                     self.limiter.update_from_headers(raw.headers)
                     answer = raw.parse()
                     if isinstance(answer, str):
@@ -197,7 +197,14 @@ def _is_transient(e: BaseException) -> bool:
         return True
     if not isinstance(e, openai.APIStatusError) or "response_format" in str(e.message):
         return False  # a server that rejects our response_format will not change its mind
-    return e.status_code in (408, 409, 429) or (e.status_code >= 500 and e.status_code != 501)  # 501: Not Implemented
+    return retried_status(e.status_code)
+
+
+def retried_status(status: int) -> bool:
+    """An HTTP status worth asking again, online or in a batch's next round: a timeout, a
+    conflict, overload and server errors, but not 501 (Not Implemented) or 505 (HTTP Version
+    Not Supported), which say the request can never be served there."""
+    return status in (408, 409, 429) or (status >= 500 and status not in (501, 505))
 
 
 def _wrong_endpoint(e: BaseException) -> str | None:

@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 
 from ..tokens import count_tokens, estimate_prompt_tokens
 
+CHAT_COMPLETIONS = "/chat/completions"  # the path of every request we send, after a base URL ending in /v1
 FORMAT_CHAIN = ("json_schema", "json_object", "text")
 LIMIT_PARAMS = ("max_tokens", "max_completion_tokens")  # the same limit under two names
 OPTIONAL_PARAMS = ("temperature", "top_p", "reasoning_effort")  # dropped when a model refuses them

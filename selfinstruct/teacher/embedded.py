@@ -26,6 +26,7 @@ from pathlib import Path
 from ..errors import SelfInstructError, SettingError
 from ..processes import exit_with_parent, stop
 from ..resources import bundled_gguf
+from .dialect import CHAT_COMPLETIONS
 
 MODEL_ALIAS = "smollm2-135m-instruct"
 READY_TIMEOUT_S = 120.0
@@ -179,7 +180,7 @@ class EmbeddedTeacher:
         `TeacherDied` naming the signal."""
         body = json.dumps({"model": MODEL_ALIAS, "messages": messages, "max_tokens": max_tokens})
         request = urllib.request.Request(
-            self.base_url + "/chat/completions", body.encode(), {"Content-Type": "application/json"}
+            self.base_url + CHAT_COMPLETIONS, body.encode(), {"Content-Type": "application/json"}
         )
         try:
             with urllib.request.urlopen(request, timeout=READY_TIMEOUT_S) as response:

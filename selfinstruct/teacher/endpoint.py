@@ -27,6 +27,7 @@ from .embedded import EmbeddedTeacher
 class Endpoint:
     settings: TeacherSettings
     watch: Callable[[], Awaitable[None]] | None = None  # for a teacher process of ours: see EmbeddedTeacher.watch
+    client: object | None = None  # a teacher in this process (the `TeacherClient` interface) instead of HTTP
 
 
 @contextmanager

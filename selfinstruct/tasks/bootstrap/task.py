@@ -40,17 +40,17 @@ YIELD_RANGE = (0.5, 1.0)
 
 
 class GenerateConfig(JobConfig):
-    IDENTITY = ("examples_per_prompt", "machine_examples_per_prompt", "tasks_per_request", "seed")
-    EMBEDDED_DEFAULTS = {"tasks_per_request": 5}  # a 135M model loses track of longer lists
-    API_DEFAULTS = {"tasks_per_request": 20}  # Alpaca's
+    IDENTITY = JobConfig.IDENTITY + ("examples_per_prompt", "machine_examples_per_prompt", "tasks_per_request", "seed")
+    EMBEDDED_DEFAULTS = {**JobConfig.EMBEDDED_DEFAULTS, "tasks_per_request": 5}  # a 135M model loses track of longer lists
+    API_DEFAULTS = {**JobConfig.API_DEFAULTS, "tasks_per_request": 20}  # Alpaca's
 
     # The seed file is identified by its hash (in the run's config.json), not by its path.
-    seeds: str | None = Field(None, description="seed file; None = the bundled seeds")
-    examples_per_prompt: int = Field(3, ge=1, le=50, description="k human seed tasks shown per request")
-    machine_examples_per_prompt: int = Field(0, ge=0, le=50, description="m accepted machine tasks shown per request")
-    tasks_per_request: int | None = Field(None, ge=1, le=100, description="n new tasks asked for per request")
-    seed: int = 42
-    num_instructions: int = Field(100, ge=1, description="stop when this many records are accepted")
+    seeds: str | None = Field(None, description="Seed tasks (default: the bundled seeds).")
+    examples_per_prompt: int = Field(3, ge=1, le=50, description="Human seed tasks shown per request (k).")
+    machine_examples_per_prompt: int = Field(0, ge=0, le=50, description="Accepted machine tasks shown per request (m).")
+    tasks_per_request: int | None = Field(None, ge=1, le=100, description="New tasks asked for per request (n).")
+    seed: int = Field(42, description="Makes the sampling of examples reproducible.")
+    num_instructions: int = Field(100, ge=1, description="Stop at this many accepted records.")
 
 
 class BootstrapTask(Task):

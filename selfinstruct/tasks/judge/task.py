@@ -37,6 +37,7 @@ from ...errors import SettingError
 from ...reasoning import split_reasoning
 from ...records import read_records
 from ...stats import Stats
+from ..registry import TaskEntry
 from .rating import PROMPT_VERSION, RatingError, build_messages, parse_rating, prompt_sha256, rating_schema
 
 SCORE = "score"  # Parsed.counts prefix: `score/4.5` counts the records rated 4.5
@@ -48,12 +49,12 @@ class JudgeConfig(JobConfig):
     # prompt's version and the source's hash to the base's (model, temperature...).
     # A rating is a score and a sentence; the limit leaves room for a reasoning model's
     # thoughts (raise --max-tokens for a model that thinks at length).
-    API_DEFAULTS: ClassVar[dict] = {"max_tokens": 1024}
+    API_DEFAULTS: ClassVar[dict] = {**JobConfig.API_DEFAULTS, "max_tokens": 1024}
 
-    source: str = Field(description="the records to rate: a run directory or any dataset `filter` reads")
-    threshold: float = Field(DEFAULT_MIN_SCORE, ge=0, le=5, description="keep the records scored at least this (AlpaGasus: 4.5)")
-    temperature: float = Field(0.0, ge=0, le=2)  # a judge should say the same thing twice
-    preset: str = "judge"
+    source: str = Field(description="The records to rate: a run directory or any dataset `filter` reads.")
+    threshold: float = Field(DEFAULT_MIN_SCORE, ge=0, le=5, description="Keep the records scored at least this (0-5; AlpaGasus kept 4.5+).")
+    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature (a judge should say the same thing twice).")
+    preset: str = Field("judge", description="Cleaning preset name or .toml path (its low_score rule gets the threshold).")
 
 
 def load_source(src: str | Path) -> tuple[list[dict], str]:
@@ -85,7 +86,7 @@ class JudgeTask(ItemTask):
             messages=lambda output_format: build_messages(record, output_format),
             schema=rating_schema,
             max_tokens=self.config.max_tokens,
-            details={"item": item, "source_id": record.get("id", item)},
+            details={"source_id": record.get("id", item)},
         )
 
     def parse(self, request: dict, response: dict) -> Parsed:
@@ -106,7 +107,6 @@ class JudgeTask(ItemTask):
     def describe(self, stats: Stats) -> dict:
         histogram = stats.group(SCORE)
         return {
-            **super().describe(stats),
             "judge": {
                 "threshold": self.config.threshold,
                 "scored": sum(histogram.values()),
@@ -133,3 +133,26 @@ def estimate_judge_cost(config: JudgeConfig, out: str | Path | None = None) -> C
     """`judge --dry-run`: one request per unrated record; without history, a score and a sentence."""
     config = config.resolved()
     return estimate_item_task_cost(judge_task(config), config, out, ASSUMED_COMPLETION_TOKENS)
+
+
+def score_summary(result: JobResult) -> list[str]:
+    histogram = result.stats["judge"]["histogram"]
+    return ["scores: " + ", ".join(f"{score}: {n}" for score, n in histogram.items())] if histogram else []
+
+
+ENTRY = TaskEntry(
+    "judge",
+    JudgeConfig,
+    judge,
+    estimate_judge_cost,
+    about="""Rate every record of SOURCE 0-5 with the teacher and keep the best (AlpaGasus).
+
+    Each record gets `score` and `rationale`; those below --threshold go to rejected.jsonl
+    (`filter --min-score` re-selects at another threshold without asking again). Rerunning the
+    same command on the same --out resumes; with another --threshold it re-decides every rating.
+    """,
+    argument="source",
+    default_out="{model}-judged",
+    kept="records kept (score >= {threshold:g})",
+    summary=score_summary,
+)

@@ -34,10 +34,11 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from ..teacher.batch import MAX_BYTES, MAX_REQUESTS, BatchAPI, RemoteBatch
-from ..teacher.client import TeacherSettings
-from ..teacher.dialect import Body, Dialect, EmptyAnswer, read_answer
-from .job import Job, JobStopped, StopReason
+from ...teacher.batch import ENDPOINT, MAX_BYTES, MAX_REQUESTS, BatchAPI, RemoteBatch
+from ...teacher.client import TeacherSettings, retried_status
+from ...teacher.dialect import Body, Dialect, EmptyAnswer, read_answer
+from ..job import Job, JobStopped, StopReason
+from .base import Runner
 
 FIRST_ROUND = 20  # the most requests in the first batch of a job with a target, before its yield is known
 # A round asks for what the yield says is missing, plus 10% (rounded) but at most a first round
@@ -45,7 +46,6 @@ FIRST_ROUND = 20  # the most requests in the first batch of a job with a target,
 ROUND_MARGIN = 0.1
 MAX_SUBMISSIONS = 3  # batches one request may go in before it is given up
 POLL_S = 30.0
-RETRIED_STATUSES = (408, 409, 429, 500, 502, 503, 504)
 
 
 class BatchesLeftRunning(KeyboardInterrupt):
@@ -71,15 +71,14 @@ class Submission:
         return f"selfinstruct-{namespace}-{self.key}.jsonl"
 
     def input_file(self) -> bytes:
-        return "".join(json.dumps({"custom_id": rid, "method": "POST", "url": "/v1/chat/completions", "body": body.json},
+        return "".join(json.dumps({"custom_id": rid, "method": "POST", "url": ENDPOINT, "body": body.json},
                                   ensure_ascii=False) + "\n" for rid, body in self.bodies.items()).encode()  # fmt: skip
 
 
-class BatchRunner:
-    def __init__(self, job: Job, settings: TeacherSettings, *, progress: bool = True, api: BatchAPI | None = None,
+class BatchRunner(Runner):
+    def __init__(self, settings: TeacherSettings, *, progress: bool = True, api: BatchAPI | None = None,
                  poll_s: float = POLL_S, first_round: int = FIRST_ROUND, max_submissions: int = MAX_SUBMISSIONS,
                  sleep: Callable[[float], None] = time.sleep):  # fmt: skip
-        self.job = job
         self.model = settings.model
         self.dialect = Dialect(settings.model, settings.base_url, settings.response_format, settings.first_format)
         self.api = api or BatchAPI(settings)
@@ -88,12 +87,13 @@ class BatchRunner:
         self.first_round = first_round
         self.max_submissions = max_submissions
         self.sleep = sleep
+
+    def run(self, job: Job) -> StopReason:
+        self.job = job
         self.namespace = hashlib.sha256(job.namespace.encode()).hexdigest()[:12]  # this run directory
         self.again: dict[str, tuple[dict, Body]] = {}  # requests to ask in the next batch
         self.cut_by_cap = False  # a round was cut short by --max-cost
-
-    def run(self) -> StopReason:
-        job, capped = self.job, False
+        capped = False
         open_now: Submission | None = None
         try:
             for submission in self._recover():
@@ -162,7 +162,7 @@ class BatchRunner:
         if math.isinf(needed):
             return self.first_round
         size = math.ceil(needed) + min(round(needed * ROUND_MARGIN), self.first_round)
-        return min(size, self.first_round if not job.stats["responses"] else MAX_REQUESTS)
+        return min(size, self.first_round if not job.state.answers_decided else MAX_REQUESTS)
 
     def _submit(self, submission: Submission) -> None:
         ledger = self.job.ledger
@@ -184,7 +184,7 @@ class BatchRunner:
             requests = {rid: job.ledger.state.requests[rid] for rid in record.request_ids}
             job.ledger.reopen(list(requests))
             for request in requests.values():
-                job.task.sent(request)
+                job.work.sent(request)
             submission = Submission(record.key, requests, {}, record.file_id, record.batch_id)
             remote = self._find_or_create(submission)
             if remote is None:  # never uploaded: nothing was sent, ask again from scratch
@@ -221,7 +221,7 @@ class BatchRunner:
         stopped = None
         for line in self.api.lines(remote.output_file_id) + self.api.lines(remote.error_file_id):
             try:
-                self._take(submission, line, remote)
+                self._read_line(submission, line, remote)
             except JobStopped as e:
                 stopped = stopped or e
         for request_id in sorted(set(submission.requests) - submission.done):  # never reached
@@ -238,7 +238,8 @@ class BatchRunner:
 
     def _wait(self, submission: Submission) -> RemoteBatch:
         started = time.monotonic()
-        target = f"{self.job.accepted}/{self.job.task.target} accepted" if self.job.task.target else f"{self.job.accepted} kept"
+        accepted = self.job.state.accepted
+        target = f"{accepted}/{self.job.task.target} accepted" if self.job.task.target else f"{accepted} kept"
         bar = tqdm(total=len(submission.requests), desc=f"batch {submission.key} ({target})", unit="req",
                    disable=not self.show_progress)  # fmt: skip
         try:
@@ -253,7 +254,7 @@ class BatchRunner:
         finally:
             bar.close()
 
-    def _take(self, submission: Submission, line: dict, remote: RemoteBatch) -> None:
+    def _read_line(self, submission: Submission, line: dict, remote: RemoteBatch) -> None:
         request_id = line.get("custom_id")
         if request_id not in submission.requests or request_id in submission.done:
             return
@@ -273,7 +274,7 @@ class BatchRunner:
             return
         message = str(error.get("message") or error.get("code") or f"HTTP {status}")
         learned = self.dialect.learn(status, message, error.get("param"), submission.bodies[request_id])
-        if learned or status in RETRIED_STATUSES or not status:
+        if learned or not status or retried_status(status):
             self._ask_again(submission, request_id, f"HTTP {status}: {message}")
         else:
             submission.done.add(request_id)
@@ -292,7 +293,7 @@ class BatchRunner:
 def cancel_batches(config, batch_ids: list[str]) -> None:
     """Ask the provider to cancel these batches (Ctrl-C, answered yes): what they finished is
     billed, and a rerun collects it and asks the rest again."""
-    from ..teacher.endpoint import teacher_endpoint
+    from ...teacher.endpoint import teacher_endpoint
 
     with teacher_endpoint(config) as endpoint:
         api = BatchAPI(endpoint.settings)

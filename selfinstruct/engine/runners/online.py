@@ -11,24 +11,28 @@ from __future__ import annotations
 
 import asyncio
 
-from ..errors import SettingError
-from ..teacher.client import RequestFailed, TeacherClient, TeacherRefused, TeacherSettings
-from ..teacher.limiter import RateLimiter
-from .job import Job, JobStopped, Planned, StopReason
-from .progress import RunProgress
+from ...errors import SettingError
+from ...teacher.client import RequestFailed, TeacherClient, TeacherRefused, TeacherSettings
+from ...teacher.limiter import RateLimiter
+from ..job import Job, JobStopped, Planned, StopReason
+from ..progress import RunProgress
+from .base import Runner
 
 
-class OnlineRunner:
-    def __init__(self, job: Job, settings: TeacherSettings, *, progress: bool = True, client=None, watch=None):
+class OnlineRunner(Runner):
+    def __init__(self, settings: TeacherSettings, *, progress: bool = True, client=None, watch=None):
         """`client` replaces the HTTP client (tests drive the runner with an in-process teacher);
         `watch()` is awaited beside the requests and raises when the teacher's process dies."""
-        self.job = job
         self.settings = settings
         self.show_progress = progress
         self.client = client
         self.watch = watch
 
-    async def run(self) -> StopReason:
+    def run(self, job: Job) -> StopReason:
+        self.job = job
+        return asyncio.run(self._run())
+
+    async def _run(self) -> StopReason:
         job = self.job
         progress = RunProgress(job, enabled=self.show_progress)
         limiter = RateLimiter(job.config.rpm, job.config.tpm)
@@ -41,7 +45,7 @@ class OnlineRunner:
                 capped = self._fill(client, in_flight)
                 job.ledger.sync()  # the requests just started are on the disk before any is sent
                 if not in_flight:
-                    if job.pending:  # answers still being checked may reach the target, or not
+                    if job.checking:  # answers still being checked may reach the target, or not
                         job.drain(wait=True)
                         continue
                     stop = StopReason.MAX_COST if capped else None
