@@ -1,6 +1,6 @@
 # The two commands of the README. Both work on a fresh machine with Python 3.11+.
 #   make run   - install everything, generate + clean + export a small dataset with the embedded teacher
-#   make test  - install dev dependencies and run the whole test suite
+#   make test  - install dev dependencies, check the formatting (ruff) and run the whole test suite
 
 PYTHON ?= python3
 VENV   := .venv
@@ -56,6 +56,7 @@ run: install
 	@echo "Run and reports in $(DEMO)/ (open $(DEMO)/report.html); exported dataset and its card in $(DEMO)/export/"
 
 test: install redis-server chromium
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 clean:

@@ -69,7 +69,10 @@ class SizedTeacher:
         self.maker = TaskMaker(seed)
         self.rng = random.Random(seed)
         self.seed_lengths = [
-            tuple(self.count(text) for text in (task["instruction"], task["instances"][0]["input"], task["instances"][0]["output"]))
+            tuple(
+                self.count(text)
+                for text in (task["instruction"], task["instances"][0]["input"], task["instances"][0]["output"])
+            )
             for task in map(json.loads, SEED_TASKS.read_text().splitlines())
         ]
         self.word_tokens: dict[str, int] = {}
@@ -117,14 +120,21 @@ class SizedTeacher:
         content = json.dumps({"tasks": [self.task() for _ in range(n)]}, ensure_ascii=False)
         prompt = TOKENS_PER_ANSWER + TOKENS_PER_MESSAGE * len(messages) + len(prompt_ids)
         completion = self.count(content)
-        usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-                 "prompt_tokens_details": {"cached_tokens": self._cached(prompt_ids, prompt)}}  # fmt: skip
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": self._cached(prompt_ids, prompt)},
+        }
         self.answered += 1
         answer = {
-            "id": f"chatcmpl-{self.answered}", "object": "chat.completion", "created": int(time.time()), "model": body["model"],
+            "id": f"chatcmpl-{self.answered}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
             "usage": usage,
-        }  # fmt: skip
+        }
         return Answered(200, f"srv-{self.answered}", usage), {}, json.dumps(answer).encode()
 
     def _cached(self, prompt_ids: list[int], prompt_tokens: int) -> int:
@@ -142,8 +152,9 @@ def run(out: Path, target: int) -> dict:
     teacher = SizedTeacher()
     started = time.monotonic()
     with FakeBatchAPI(teacher) as server:
-        config = GenerateConfig(base_url=server.base_url, model="gpt-4o-mini", batch=True, batch_poll_s=0.05,
-                                num_instructions=target)  # fmt: skip
+        config = GenerateConfig(
+            base_url=server.base_url, model="gpt-4o-mini", batch=True, batch_poll_s=0.05, num_instructions=target
+        )
         result = generate(config, out, overwrite=True, progress=False)
     wall = time.monotonic() - started
     usages = [usage for _, _, usage in server.served]
@@ -160,7 +171,10 @@ def run(out: Path, target: int) -> dict:
             costs[f"{model} {'batch' if batch else 'standard'}"] = round(run_usd * TARGET / accepted, 2)
     gpt4o_mini = costs["gpt-4o-mini batch"]
     billed = price_for("gpt-4o-mini").cost(prompt, completion, cached, batch=True)
-    assert abs(result.cost["cost_usd"] - billed) < 1e-6, (result.cost["cost_usd"], billed)  # the ledger prices what was served
+    assert abs(result.cost["cost_usd"] - billed) < 1e-6, (
+        result.cost["cost_usd"],
+        billed,
+    )  # the ledger prices what was served
     return {
         "date": time.strftime("%Y-%m-%d"),
         "accepted": accepted,
@@ -175,10 +189,13 @@ def run(out: Path, target: int) -> dict:
         "run_cost_usd": result.cost["cost_usd"],
         "usd_for_52k": costs,
         # cost goes as 1/acceptance: below this share of tasks kept, gpt-4o-mini at batch prices passes $3
-        "acceptance_for_3_usd": round(accepted / (len(usages) * config.resolved().tasks_per_request) * gpt4o_mini / 3, 3),
+        "acceptance_for_3_usd": round(
+            accepted / (len(usages) * config.resolved().tasks_per_request) * gpt4o_mini / 3, 3
+        ),
         # gpt-5-nano thinks before it answers: each 1,000 reasoning tokens per request add this (batch)
         "gpt-5-nano_batch_usd_per_1k_reasoning_tokens": round(
-            price_for("gpt-5-nano").cost(0, 1000 * len(usages), batch=True) * TARGET / accepted, 2),
+            price_for("gpt-5-nano").cost(0, 1000 * len(usages), batch=True) * TARGET / accepted, 2
+        ),
         "wall_s": round(wall, 1),
     }
 
@@ -216,7 +233,9 @@ def main() -> None:
     args.json.write_text(json.dumps(figures, indent=2) + "\n")
     print(markdown(figures))
     if args.target == TARGET:
-        print(f"\ntarget (<= $3 for 52K on gpt-4o-mini at batch prices): {'met' if figures['usd_for_52k']['gpt-4o-mini batch'] <= 3 else 'missed'}")
+        print(
+            f"\ntarget (<= $3 for 52K on gpt-4o-mini at batch prices): {'met' if figures['usd_for_52k']['gpt-4o-mini batch'] <= 3 else 'missed'}"
+        )
 
 
 if __name__ == "__main__":

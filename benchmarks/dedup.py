@@ -79,10 +79,27 @@ def synthetic(n: int, seed: int = 0) -> list[str]:
     weights = np.array([counts[w] for w in words], dtype=float)
     weights /= weights.sum()
     openings = [
-        "write a", "write a short", "explain why", "explain how", "give me", "list three", "list five",
-        "describe the", "summarize the", "generate a list of", "classify the following", "rewrite the sentence",
-        "what is the", "how do i", "translate the", "find the", "create a", "suggest some", "compare the", "name the",
-    ]  # fmt: skip
+        "write a",
+        "write a short",
+        "explain why",
+        "explain how",
+        "give me",
+        "list three",
+        "list five",
+        "describe the",
+        "summarize the",
+        "generate a list of",
+        "classify the following",
+        "rewrite the sentence",
+        "what is the",
+        "how do i",
+        "translate the",
+        "find the",
+        "create a",
+        "suggest some",
+        "compare the",
+        "name the",
+    ]
     lengths = np.clip(rng.lognormal(2.6, 0.5, n).astype(int), 4, 60)
     draws = rng.choice(len(words), size=int(lengths.sum()), p=weights)
     texts: list[str] = []
@@ -209,7 +226,9 @@ def quality(name: str) -> dict:
     ours = np.array([d is not None for d in found])
     our_kept = np.flatnonzero(~ours)
     # each of our decisions judged against our own kept set (no cascade from earlier misses)
-    truth_given_ours = np.array([bool(len(k := our_kept[our_kept < i])) and f[i, k].max() > THRESHOLD for i in range(len(texts))])
+    truth_given_ours = np.array(
+        [bool(len(k := our_kept[our_kept < i])) and f[i, k].max() > THRESHOLD for i in range(len(texts))]
+    )
     both = int((ours & alpaca_dup).sum())
     return {
         "dataset": name,
@@ -242,7 +261,13 @@ def quality_at_scale(name: str) -> dict:
     truth = np.zeros(len(sample), bool)
     for start in range(0, len(sample), 25):
         rows = sample[start : start + 25]
-        lcs = cdist([vocabulary.encode(tokenize(texts[i])) for i in rows], kept_ids, scorer=LCSseq.similarity, dtype=np.int32, workers=-1)
+        lcs = cdist(
+            [vocabulary.encode(tokenize(texts[i])) for i in rows],
+            kept_ids,
+            scorer=LCSseq.similarity,
+            dtype=np.int32,
+            workers=-1,
+        )
         for r, i in enumerate(rows):
             earlier = kept < i
             m, n = len(tokenize(texts[i])), kept_lengths[earlier]

@@ -54,12 +54,28 @@ RECIPES = ["lora-7b-24gb", "lora-7b-48gb", "lora-7b-80gb", "qlora-7b-16gb", "ful
 BASELINES = {"lora": "lora-7b-24gb", "qlora": "qlora-7b-16gb", "full": "full-7b-80gb"}
 BASELINE_ROWS = 8  # SFTConfig's per_device_train_batch_size default
 
-LLAMA2_7B = {"vocab_size": 32000, "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
-             "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 4096,
-             "rms_norm_eps": 1e-5, "tie_word_embeddings": False}  # fmt: skip
-TINY = {"vocab_size": 1024, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 4, "max_position_embeddings": 2048,
-        "rms_norm_eps": 1e-5, "tie_word_embeddings": False}  # fmt: skip
+LLAMA2_7B = {
+    "vocab_size": 32000,
+    "hidden_size": 4096,
+    "intermediate_size": 11008,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 32,
+    "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-5,
+    "tie_word_embeddings": False,
+}
+TINY = {
+    "vocab_size": 1024,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": 2048,
+    "rms_norm_eps": 1e-5,
+    "tie_word_embeddings": False,
+}
 
 # Dense bf16 tensor-core peak, TFLOP/s (no sparsity), by device name.
 PEAK_TFLOPS = [("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.0), ("H200", 989.0), ("A100", 312.0)]
@@ -73,8 +89,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, help="optimizer steps run before measuring, at least 1 [2; tiny: 1]")
     parser.add_argument("--seq-lens", type=int, nargs="+", help="[512 2048; tiny: 64 256]")
     parser.add_argument("--only", nargs="+", help="run only these recipes / baseline-METHOD names")
-    parser.add_argument("--runs", nargs="+", help="run exactly these (RECIPE or baseline-METHOD, +FIELD=VALUE overrides)")
-    parser.add_argument("--check", action="store_true", help="first check the varlen kernel against SDPA, time a matmul")
+    parser.add_argument(
+        "--runs", nargs="+", help="run exactly these (RECIPE or baseline-METHOD, +FIELD=VALUE overrides)"
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="first check the varlen kernel against SDPA, time a matmul"
+    )
     parser.add_argument("--time-budget", type=float, help="seconds; runs that would start later are skipped")
     parser.add_argument("--run-timeout", type=float, default=900, help="seconds one run may take [900]")
     parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak [by device name]")
@@ -96,8 +116,14 @@ def main() -> None:
 
     info = _spawn({"device_info": True, "tiny": args.tiny})
     peak = args.peak_tflops or info["peak_tflops"]
-    report = {**info, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "peak_tflops": peak,
-              "steps": steps, "warmup": warmup, "runs": []}  # fmt: skip
+    report = {
+        **info,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "peak_tflops": peak,
+        "steps": steps,
+        "warmup": warmup,
+        "runs": [],
+    }
     print(json.dumps(info), flush=True)
     if args.check:
         report["check"] = _spawn({"check": True, "tiny": args.tiny}, timeout=args.run_timeout)
@@ -112,9 +138,16 @@ def main() -> None:
             if args.time_budget and time.monotonic() - started > args.time_budget:
                 result = {"name": name, "seq_len": seq_len, "status": "not run (time budget)"}
             else:
-                spec = {"name": name, "seq_len": seq_len, "base_seq_len": 512 if not args.tiny else seq_lens[0],
-                        "steps": steps, "warmup": warmup, "model_dir": str(model_dir), "tiny": args.tiny,
-                        "workdir": str(workdir)}  # fmt: skip
+                spec = {
+                    "name": name,
+                    "seq_len": seq_len,
+                    "base_seq_len": 512 if not args.tiny else seq_lens[0],
+                    "steps": steps,
+                    "warmup": warmup,
+                    "model_dir": str(model_dir),
+                    "tiny": args.tiny,
+                    "workdir": str(workdir),
+                }
                 run_started = time.monotonic()
                 result = _spawn(spec, timeout=args.run_timeout)
                 result["wall_s"] = round(time.monotonic() - run_started, 1)
@@ -133,7 +166,9 @@ def main() -> None:
 
 def _add_ratios(report: dict) -> None:
     """Each run's tokens/s over its method's plain-trl baseline at the same length."""
-    baselines = {(r["name"], r["seq_len"]): r.get("tokens_per_s") for r in report["runs"] if r["name"].startswith("baseline-")}
+    baselines = {
+        (r["name"], r["seq_len"]): r.get("tokens_per_s") for r in report["runs"] if r["name"].startswith("baseline-")
+    }
     for run in report["runs"]:
         if run.get("status") != "ok" or run["name"].startswith("baseline-"):
             continue
@@ -173,8 +208,10 @@ def _row(run: dict) -> str:
         return f"{run['name']:<16} seq {run['seq_len']:>5}: {run.get('status')}"
     memory = "n/a" if run["peak_memory_gib"] is None else f"{run['peak_memory_gib']:.1f} GiB"
     mfu = f", MFU {run['mfu']:.1%}" if run.get("mfu") is not None else ""
-    return (f"{run['name']:<16} seq {run['seq_len']:>5}: {run['tokens_per_s']:>10.0f} tokens/s{mfu}, "
-            f"peak memory {memory}, {run['tokens_per_step']:.0f} tokens/step, loss {run['loss_first']:.4f}")  # fmt: skip
+    return (
+        f"{run['name']:<16} seq {run['seq_len']:>5}: {run['tokens_per_s']:>10.0f} tokens/s{mfu}, "
+        f"peak memory {memory}, {run['tokens_per_step']:.0f} tokens/step, loss {run['loss_first']:.4f}"
+    )
 
 
 def markdown_table(report: dict) -> str:
@@ -195,8 +232,10 @@ def markdown_table(report: dict) -> str:
         if run["gradient_checkpointing"]:
             every = run.get("checkpoint_every_n_layers", 1)
             checkpointing = "on" if every == 1 else f"every {every} layers"
-        settings = (f"{run['attention']}, packing {'on' if run['packing'] else 'off'}, "
-                    f"checkpointing {checkpointing}, {run['optim']}{', liger' if run.get('liger') else ''}")  # fmt: skip
+        settings = (
+            f"{run['attention']}, packing {'on' if run['packing'] else 'off'}, "
+            f"checkpointing {checkpointing}, {run['optim']}{', liger' if run.get('liger') else ''}"
+        )
         lines.append(
             f"| {run['name']} | {run['seq_len']} | {run['rows']} x {run['accum']} | {run['tokens_per_step']:.0f} "
             f"| {run['tokens_per_s']:.0f} | {mfu} | {ratio} | {memory} | {settings} |"
@@ -239,7 +278,11 @@ def _device_info(tiny: bool) -> dict:
         versions["cuda (torch)"] = torch.version.cuda
         versions["cudnn"] = torch.backends.cudnn.version()
         try:
-            query = ["nvidia-smi", "--query-gpu=driver_version,memory.total,power.limit,clocks.max.sm", "--format=csv,noheader"]
+            query = [
+                "nvidia-smi",
+                "--query-gpu=driver_version,memory.total,power.limit,clocks.max.sm",
+                "--format=csv,noheader",
+            ]
             versions["driver, memory, power limit, max SM clock"] = subprocess.run(
                 query, capture_output=True, text=True, check=True
             ).stdout.strip()
@@ -261,17 +304,25 @@ def _check(tiny: bool) -> dict:
     lengths = [37, 512, 1, 300, 1198]  # 2048 tokens, one of them a single token
     heads, dim = 32, 128
     cu = torch.tensor([0] + list(itertools.accumulate(lengths)), dtype=torch.int32, device="cuda")
-    q, k, v = (torch.randn(sum(lengths), heads, dim, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-               for _ in range(3))  # fmt: skip
+    q, k, v = (
+        torch.randn(sum(lengths), heads, dim, device="cuda", dtype=torch.bfloat16, requires_grad=True) for _ in range(3)
+    )
     grad = torch.randn(sum(lengths), heads, dim, device="cuda", dtype=torch.bfloat16)
     out = varlen_kernel(q, k, v, cu, max(lengths), None)
     got = [out.float(), *torch.autograd.grad(out, (q, k, v), grad)]
     # Reference: fp32 SDPA per example, the same function on upcast inputs.
-    ref_out = torch.cat([torch.nn.functional.scaled_dot_product_attention(
-        *(t[a:b].float().transpose(0, 1) for t in (q, k, v)), is_causal=True).transpose(0, 1)
-        for a, b in itertools.pairwise(cu.tolist())])  # fmt: skip
+    ref_out = torch.cat(
+        [
+            torch.nn.functional.scaled_dot_product_attention(
+                *(t[a:b].float().transpose(0, 1) for t in (q, k, v)), is_causal=True
+            ).transpose(0, 1)
+            for a, b in itertools.pairwise(cu.tolist())
+        ]
+    )
     ref = [ref_out, *torch.autograd.grad(ref_out, (q, k, v), grad.float())]
-    errors = {name: ((g.float() - r).norm() / r.norm()).item() for name, g, r in zip(("out", "dq", "dk", "dv"), got, ref)}
+    errors = {
+        name: ((g.float() - r).norm() / r.norm()).item() for name, g, r in zip(("out", "dq", "dk", "dv"), got, ref)
+    }
     a, b = (torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16) for _ in range(2))
     for _ in range(3):
         a @ b
@@ -348,9 +399,15 @@ def _train(spec: dict) -> dict:
     scale = 1 if baseline else max(1, seq_len // spec["base_seq_len"])
     rows = BASELINE_ROWS if baseline else max(1, recipe.per_device_batch_size // scale)
     total_steps = spec["warmup"] + spec["steps"]
-    update = {"max_length": seq_len, "packing": True, "per_device_batch_size": rows,
-              "global_batch_size": max(rows, recipe.global_batch_size // scale), "max_steps": total_steps,
-              "logging_steps": 1, "warmup_ratio": 0.0}  # fmt: skip
+    update = {
+        "max_length": seq_len,
+        "packing": True,
+        "per_device_batch_size": rows,
+        "global_batch_size": max(rows, recipe.global_batch_size // scale),
+        "max_steps": total_steps,
+        "logging_steps": 1,
+        "warmup_ratio": 0.0,
+    }
     if tiny and recipe.optim in ("adamw_torch_8bit", "paged_adamw_32bit", "paged_adamw_8bit"):
         update["optim"] = "adamw_torch"  # the 8-bit/paged optimizers need a GPU
     recipe = recipe.model_copy(update=update)
@@ -378,9 +435,14 @@ def _train(spec: dict) -> dict:
             for module in trainer.model.modules():
                 if hasattr(module, "cast_input_dtype_enabled"):
                     module.cast_input_dtype_enabled = True
-        settings = {"attention": attention, "packing": True, "gradient_checkpointing": recipe.gradient_checkpointing,
-                    "checkpoint_every_n_layers": recipe.checkpoint_every_n_layers, "optim": recipe.optim,
-                    "liger": recipe.liger_kernel and liger_available()}  # fmt: skip
+        settings = {
+            "attention": attention,
+            "packing": True,
+            "gradient_checkpointing": recipe.gradient_checkpointing,
+            "checkpoint_every_n_layers": recipe.checkpoint_every_n_layers,
+            "optim": recipe.optim,
+            "liger": recipe.liger_kernel and liger_available(),
+        }
     load_peak = None
     if torch.cuda.is_available():
         load_peak = torch.cuda.max_memory_allocated() / 2**30
@@ -415,7 +477,7 @@ def _train(spec: dict) -> dict:
 
 
 def _parse_run(name: str) -> tuple[str, dict, dict]:
-    """"lora-7b-48gb+attention=sdpa+bench.peft_cast=true" -> ("lora-7b-48gb", {"attention": "sdpa"}, {"peft_cast": True}).
+    """ "lora-7b-48gb+attention=sdpa+bench.peft_cast=true" -> ("lora-7b-48gb", {"attention": "sdpa"}, {"peft_cast": True}).
 
     `bench.` settings are the benchmark's own switches, not recipe fields."""
     import tomllib
@@ -447,15 +509,32 @@ def _plain_trl(recipe, source, precision, tokenizer, examples, out, rows, accum,
     if recipe.method == "qlora":
         kwargs.update(quantization_config=four_bit_config(precision), device_map={"": 0})
     model = AutoModelForCausalLM.from_pretrained(source.path_or_id, **kwargs)
-    args = SFTConfig(output_dir=str(out), max_length=recipe.max_length, per_device_train_batch_size=rows,
-                     gradient_accumulation_steps=accum, max_steps=recipe.max_steps, logging_steps=1,
-                     save_strategy="no", report_to="none", bf16=precision.bf16, completion_only_loss=True)  # fmt: skip
-    trainer = SFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(examples),
-                         processing_class=tokenizer, callbacks=[timer],
-                         peft_config=None if recipe.method == "full" else lora_config(recipe))  # fmt: skip
-    settings = {"attention": model.config._attn_implementation, "packing": False,
-                "gradient_checkpointing": bool(args.gradient_checkpointing),
-                "optim": getattr(args.optim, "value", args.optim)}  # fmt: skip
+    args = SFTConfig(
+        output_dir=str(out),
+        max_length=recipe.max_length,
+        per_device_train_batch_size=rows,
+        gradient_accumulation_steps=accum,
+        max_steps=recipe.max_steps,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        bf16=precision.bf16,
+        completion_only_loss=True,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(examples),
+        processing_class=tokenizer,
+        callbacks=[timer],
+        peft_config=None if recipe.method == "full" else lora_config(recipe),
+    )
+    settings = {
+        "attention": model.config._attn_implementation,
+        "packing": False,
+        "gradient_checkpointing": bool(args.gradient_checkpointing),
+        "optim": getattr(args.optim, "value", args.optim),
+    }
     return trainer, settings
 
 

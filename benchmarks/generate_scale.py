@@ -45,7 +45,16 @@ class StandIn:
     def __init__(self, latency: float, tasks: int):
         self.port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, str(HERE / "standin.py"), "--port", str(self.port), "--latency", str(latency), "--tasks", str(tasks)]
+            [
+                sys.executable,
+                str(HERE / "standin.py"),
+                "--port",
+                str(self.port),
+                "--latency",
+                str(latency),
+                "--tasks",
+                str(tasks),
+            ]
         )
         deadline = time.monotonic() + 30
         while True:
@@ -72,20 +81,40 @@ class StandIn:
 
 def generate_command(source: Path, out: Path, base_url: str, target: int) -> tuple[list[str], dict]:
     cmd = [
-        sys.executable, "-m", "selfinstruct", "generate", "--out", str(out), "--base-url", base_url,
-        "--model", "standin", "--price-in", "0", "--price-out", "0", "--num-instructions", str(target),
-        "--tasks-per-request", "20", "--concurrency", "64", "--quiet",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "selfinstruct",
+        "generate",
+        "--out",
+        str(out),
+        "--base-url",
+        base_url,
+        "--model",
+        "standin",
+        "--price-in",
+        "0",
+        "--price-out",
+        "0",
+        "--num-instructions",
+        str(target),
+        "--tasks-per-request",
+        "20",
+        "--concurrency",
+        "64",
+        "--quiet",
+    ]
     env = {**os.environ, "PYTHONPATH": str(source), "OPENAI_API_KEY": "EMPTY"}
     return cmd, env
 
 
-
-def run_measured(cmd: list[str], env: dict, *, kill_when=None, first_request_after: int | None = None, standin=None) -> dict:
+def run_measured(
+    cmd: list[str], env: dict, *, kill_when=None, first_request_after: int | None = None, standin=None
+) -> dict:
     """Run one process to its end (or SIGKILL it when `kill_when()` is true); its own rusage."""
     started = time.monotonic()
-    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                               cwd=env["PYTHONPATH"])  # `python -m` looks in the working directory first
+    process = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=env["PYTHONPATH"]
+    )  # `python -m` looks in the working directory first
     first_request_s = None
     ticks = 0
     while True:
@@ -128,7 +157,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="append the figures to this JSON list")
     args = parser.parse_args()
 
-    results = {"label": args.label, "source": str(args.source), "target": args.target, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    results = {
+        "label": args.label,
+        "source": str(args.source),
+        "target": args.target,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     args.out = args.out.resolve()
     shutil.rmtree(args.out, ignore_errors=True)
     full, half = args.out / "full", args.out / "half"

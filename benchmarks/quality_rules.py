@@ -62,7 +62,9 @@ def first_instances(path: Path) -> list[dict]:
     for line in path.read_text(encoding="utf-8").splitlines():
         task = json.loads(line)
         instance = task["instances"][0]
-        records.append({"instruction": task["instruction"], "input": instance.get("input", ""), "output": instance["output"]})
+        records.append(
+            {"instruction": task["instruction"], "input": instance.get("input", ""), "output": instance["output"]}
+        )
     return records
 
 
@@ -105,7 +107,12 @@ def rates(records: list[dict], preset) -> dict:
         if rejected:
             alone[rule.name] = round(rejected / n, 4)
     reasons = Counter(r for r in verdicts(RuleSet(preset.rules), records) if r)
-    return {"records": n, "preset": round(sum(reasons.values()) / n, 4), "preset_reasons": dict(reasons.most_common()), "rule_alone": alone}
+    return {
+        "records": n,
+        "preset": round(sum(reasons.values()) / n, 4),
+        "preset_reasons": dict(reasons.most_common()),
+        "rule_alone": alone,
+    }
 
 
 def cost(preset, corpora: dict[str, list[dict]]) -> dict:
@@ -173,7 +180,16 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, Python {platform.python_version()}",
         "false_rejects": {name: rates(records, preset) for name, records in sets.items()},
         "off_topic_true_rejects": {
-            name: round(sum(d is not None for d in next(r for r in preset.rules if r.name == "off_topic_output").check_many(moved_outputs(records))) / len(records), 4)
+            name: round(
+                sum(
+                    d is not None
+                    for d in next(r for r in preset.rules if r.name == "off_topic_output").check_many(
+                        moved_outputs(records)
+                    )
+                )
+                / len(records),
+                4,
+            )
             for name, records in sets.items()
             if name != "gsm_rest"
         },
@@ -181,7 +197,11 @@ def main() -> None:
     from standin import TaskMaker
 
     maker = TaskMaker(1234)
-    corpora = {"taskmaker": [maker.task() for _ in range(4000)], "t0": sets["t0"][:4000], "good": [r for n in ("bundled", "seeds175", "user252", "gsm1000") for r in sets[n]]}
+    corpora = {
+        "taskmaker": [maker.task() for _ in range(4000)],
+        "t0": sets["t0"][:4000],
+        "good": [r for n in ("bundled", "seeds175", "user252", "gsm1000") for r in sets[n]],
+    }
     results["cpu_us_per_candidate"] = cost(preset, corpora)
     if not args.skip_dedup:
         results["semantic_dedup_t0"] = semantic_dedup()
@@ -189,7 +209,9 @@ def main() -> None:
         results.setdefault("teacher_runs", {})[str(run)] = teacher_candidates(run, preset)
     args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
     for name, row in results["false_rejects"].items():
-        print(f"{name:9} {row['records']:5}  preset {row['preset']:.2%}  {row['preset_reasons']}  alone: {row['rule_alone']}")
+        print(
+            f"{name:9} {row['records']:5}  preset {row['preset']:.2%}  {row['preset_reasons']}  alone: {row['rule_alone']}"
+        )
     print("off-topic true rejects:", results["off_topic_true_rejects"])
     print("CPU us per candidate:", json.dumps(results["cpu_us_per_candidate"]))
     if "semantic_dedup_t0" in results:

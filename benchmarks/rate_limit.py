@@ -39,17 +39,50 @@ def main() -> None:
     args.out = args.out.resolve()
     shutil.rmtree(args.out, ignore_errors=True)
     port = free_port()
-    standin = subprocess.Popen([sys.executable, str(HERE / "standin.py"), "--port", str(port), "--latency", "0.3",
-                                "--tasks", "5", "--rpm-window", str(args.rpm)])  # fmt: skip
+    standin = subprocess.Popen(
+        [
+            sys.executable,
+            str(HERE / "standin.py"),
+            "--port",
+            str(port),
+            "--latency",
+            "0.3",
+            "--tasks",
+            "5",
+            "--rpm-window",
+            str(args.rpm),
+        ]
+    )
     time.sleep(2)
     cmd = [
-        sys.executable, "-m", "selfinstruct", "generate", "--out", str(args.out), "--base-url", f"http://127.0.0.1:{port}/v1",
-        "--model", "standin", "--price-in", "0", "--price-out", "0", "--num-instructions", "1000000",
-        "--tasks-per-request", "5", "--concurrency", "32", "--rpm", str(args.rpm), "--quiet",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "selfinstruct",
+        "generate",
+        "--out",
+        str(args.out),
+        "--base-url",
+        f"http://127.0.0.1:{port}/v1",
+        "--model",
+        "standin",
+        "--price-in",
+        "0",
+        "--price-out",
+        "0",
+        "--num-instructions",
+        "1000000",
+        "--tasks-per-request",
+        "5",
+        "--concurrency",
+        "32",
+        "--rpm",
+        str(args.rpm),
+        "--quiet",
+    ]
     env = {**os.environ, "PYTHONPATH": str(args.source), "OPENAI_API_KEY": "EMPTY"}
-    process = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               cwd=args.source)  # `python -m` looks in the working directory first
+    process = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=args.source
+    )  # `python -m` looks in the working directory first
     time.sleep(args.seconds)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -64,16 +97,23 @@ def main() -> None:
     served, refused = len(stats["served"]), len(stats["refused"])
     per_minute = served / elapsed * 60
     result = {
-        "label": args.label, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seconds": round(elapsed, 1),
-        "configured_rpm": args.rpm, "served": served, "refused_429": refused,
-        "served_per_minute": round(per_minute, 1), "share_of_rate": round(per_minute / args.rpm, 3),
+        "label": args.label,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "seconds": round(elapsed, 1),
+        "configured_rpm": args.rpm,
+        "served": served,
+        "refused_429": refused,
+        "served_per_minute": round(per_minute, 1),
+        "share_of_rate": round(per_minute / args.rpm, 3),
         "share_429": round(refused / (served + refused), 3) if served + refused else None,
-    }  # fmt: skip
+    }
     print(json.dumps(result))
     if args.json:
         previous = json.loads(args.json.read_text()) if args.json.exists() else []
         args.json.write_text(json.dumps([*previous, result], indent=2) + "\n")
-    print(f"| {args.label} | {served} | {refused} ({result['share_429']:.1%}) | {per_minute:.1f}/min ({result['share_of_rate']:.1%}) |")
+    print(
+        f"| {args.label} | {served} | {refused} ({result['share_429']:.1%}) | {per_minute:.1f}/min ({result['share_of_rate']:.1%}) |"
+    )
 
 
 if __name__ == "__main__":

@@ -25,9 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "read_alpaca_json_results.json"
 ALPACA_RECORDS = 52_002
-WORDS = ("the a of to and in is that for it with as on be this by are from or an which can your you more "
-         "write describe explain list generate create give find classify summarize rewrite suggest compare "
-         "data water energy story poem city market health science history music language system people").split()  # fmt: skip
+WORDS = (
+    "the a of to and in is that for it with as on be this by are from or an which can your you more "
+    "write describe explain list generate create give find classify summarize rewrite suggest compare "
+    "data water energy story poem city market health science history music language system people"
+).split()
 
 # Runs in the checkout under test: its read_records, timed, and a check that every record came back.
 TIMER = """
@@ -45,8 +47,14 @@ print(json.dumps({"json_load_s": round(load_s, 3), "read_records_s": round(read_
 def alpaca_records(n: int, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     text = lambda lo, hi: " ".join(rng.choices(WORDS, k=rng.randint(lo, hi))).capitalize()  # noqa: E731
-    return [{"instruction": text(6, 18) + ".", "input": text(8, 30) if rng.random() < 0.4 else "", "output": text(15, 80) + "."}
-            for _ in range(n)]  # fmt: skip
+    return [
+        {
+            "instruction": text(6, 18) + ".",
+            "input": text(8, 30) if rng.random() < 0.4 else "",
+            "output": text(15, 80) + ".",
+        }
+        for _ in range(n)
+    ]
 
 
 def main() -> None:
@@ -61,14 +69,21 @@ def main() -> None:
         for n in args.records:
             path = Path(tmp) / "alpaca_data.json"
             path.write_text(json.dumps(alpaca_records(n), indent=4), encoding="utf-8")
-            out = subprocess.run([sys.executable, "-c", TIMER, str(args.source.resolve()), str(path), str(n)],
-                                 check=True, capture_output=True, text=True).stdout  # fmt: skip
+            out = subprocess.run(
+                [sys.executable, "-c", TIMER, str(args.source.resolve()), str(path), str(n)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             row = {"label": args.label, "records": n, "mb": round(path.stat().st_size / 1e6, 1), **json.loads(out)}
             print(row, flush=True)
             rows.append(row)
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-    run = {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
-           "machine": f"{platform.machine()}, Python {platform.python_version()}", "rows": rows}  # fmt: skip
+    run = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
+        "machine": f"{platform.machine()}, Python {platform.python_version()}",
+        "rows": rows,
+    }
     RESULTS.write_text(json.dumps([*previous, run], indent=1) + "\n")
 
 

@@ -39,8 +39,11 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stder
 
 def seed_file(path: Path, megabytes: int) -> Path:
     seeds = [json.loads(line) for line in (ROOT / "seeds" / "seed_tasks.jsonl").read_text().splitlines()[:10]]
-    long = {"id": "seed_long", "instruction": "Summarize this text: " + "river garden " * (megabytes * 2**20 // 13),
-            "instances": [{"input": "", "output": "A summary."}]}  # fmt: skip
+    long = {
+        "id": "seed_long",
+        "instruction": "Summarize this text: " + "river garden " * (megabytes * 2**20 // 13),
+        "instances": [{"input": "", "output": "A summary."}],
+    }
     path.write_text("".join(json.dumps(s) + "\n" for s in [*seeds[:5], long, *seeds[5:]]))
     return path
 
@@ -49,16 +52,43 @@ def measure(source: Path, megabytes: int, folder: Path) -> dict:
     seeds = seed_file(folder / f"seeds-{megabytes}mb.jsonl", megabytes)
     with FakeOpenAI() as server:
         started = time.monotonic()
-        run = subprocess.run([sys.executable, "-c", PEAK_RSS, "generate", "--out", str(folder / f"run-{megabytes}"),
-                              "--base-url", server.base_url, "--model", "gpt-4o-mini", "--seeds", str(seeds), "-n", "10",
-                              "--quiet", "--max-cost", "0.01"],
-                             capture_output=True, text=True, cwd=source, env={"PYTHONPATH": str(source), "OPENAI_API_KEY": "sk-bench",
-                                                                              "PATH": "/usr/bin:/bin"}, timeout=600)  # fmt: skip
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                PEAK_RSS,
+                "generate",
+                "--out",
+                str(folder / f"run-{megabytes}"),
+                "--base-url",
+                server.base_url,
+                "--model",
+                "gpt-4o-mini",
+                "--seeds",
+                str(seeds),
+                "-n",
+                "10",
+                "--quiet",
+                "--max-cost",
+                "0.01",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=source,
+            env={"PYTHONPATH": str(source), "OPENAI_API_KEY": "sk-bench", "PATH": "/usr/bin:/bin"},
+            timeout=600,
+        )
         seconds = time.monotonic() - started
         requests = len(server.calls)
     *_, exit_line, peak_mb = run.stderr.strip().splitlines()
-    return {"seed_mb": megabytes, "seconds": round(seconds, 2), "peak_rss_mb": int(peak_mb), "exit": exit_line,
-            "requests_sent": requests, "message": next((l for l in run.stderr.splitlines() if l.startswith("Error")), "")[:200]}  # fmt: skip
+    return {
+        "seed_mb": megabytes,
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": int(peak_mb),
+        "exit": exit_line,
+        "requests_sent": requests,
+        "message": next((l for l in run.stderr.splitlines() if l.startswith("Error")), "")[:200],
+    }
 
 
 def main() -> None:
@@ -69,8 +99,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         rows = [measure(args.source.resolve(), size, Path(folder)) for size in args.sizes]
-    entry = {"label": args.label, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}", "rows": rows}  # fmt: skip
+    entry = {
+        "label": args.label,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, Python {platform.python_version()}",
+        "rows": rows,
+    }
     for row in rows:
         print(json.dumps(row))
     history = json.loads(RESULTS.read_text()) if RESULTS.exists() else []

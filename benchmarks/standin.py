@@ -34,10 +34,27 @@ from starlette.routing import Route
 
 T0_PROMPTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "t0_prompts_50k.jsonl.gz"
 OPENINGS = [
-    "Write a", "Write a short", "Explain why", "Explain how", "Give me", "List three", "List five",
-    "Describe the", "Summarize the", "Generate a list of", "Classify the following", "Rewrite the sentence",
-    "What is the", "How do I", "Translate the", "Find the", "Create a", "Suggest some", "Compare the", "Name the",
-]  # fmt: skip
+    "Write a",
+    "Write a short",
+    "Explain why",
+    "Explain how",
+    "Give me",
+    "List three",
+    "List five",
+    "Describe the",
+    "Summarize the",
+    "Generate a list of",
+    "Classify the following",
+    "Rewrite the sentence",
+    "What is the",
+    "How do I",
+    "Translate the",
+    "Find the",
+    "Create a",
+    "Suggest some",
+    "Compare the",
+    "Name the",
+]
 
 
 class TaskMaker:
@@ -140,10 +157,14 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20)
     parser.add_argument("--rpm-window", type=int)
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--answers", type=int, default=3000, help="distinct answers made at start-up, then served in turn")
+    parser.add_argument(
+        "--answers", type=int, default=3000, help="distinct answers made at start-up, then served in turn"
+    )
     args = parser.parse_args()
     standin = StandIn(args.latency, args.tasks, args.rpm_window, args.seed, args.answers)
-    app = Starlette(routes=[Route("/v1/chat/completions", standin.chat, methods=["POST"]), Route("/stats", standin.stats)])
+    app = Starlette(
+        routes=[Route("/v1/chat/completions", standin.chat, methods=["POST"]), Route("/stats", standin.stats)]
+    )
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 

@@ -119,7 +119,9 @@ def field_option(config: type[BaseModel], name: str, flags: tuple[str, ...], *, 
         return click.Option([*flags, name], is_flag=True, default=None, help=field.description)
     default = _default_text(config, name)
     help = f"{field.description}  [default: {default}]" if default is not None else field.description
-    return click.Option([*flags, name], type=click.Path(exists=True, dir_okay=False) if file else kind, default=None, help=help)
+    return click.Option(
+        [*flags, name], type=click.Path(exists=True, dir_okay=False) if file else kind, default=None, help=help
+    )
 
 
 def _click_type(annotation):
@@ -144,7 +146,9 @@ def _default_text(config: type[JobConfig], name: str) -> str | None:
     return "; ".join(parts)
 
 
-def _teacher_job(entry: TaskEntry, settings: dict, out: str | None, *, dry_run: bool, overwrite: bool, quiet: bool) -> None:
+def _teacher_job(
+    entry: TaskEntry, settings: dict, out: str | None, *, dry_run: bool, overwrite: bool, quiet: bool
+) -> None:
     """The body of every teacher job command: its settings validated once, then a dry-run
     estimate, or the run and the lines that sum it up."""
     from .engine.config import make_config
@@ -171,17 +175,22 @@ def _run_job(run, out: Path, config=None):
         batches = ", ".join(e.batch_ids)
         if click.get_text_stream("stdin").isatty() and click.confirm(
             f"\nCancel batch {batches} at the provider? What it finished is billed and collected on the next run, "
-            "the rest is not sent", default=False,
-        ):  # fmt: skip
+            "the rest is not sent",
+            default=False,
+        ):
             from .engine.runners.batch import cancel_batches
 
             cancel_batches(config, e.batch_ids)
-            raise click.ClickException(f"Cancelled {batches}. The run is saved in {out}; rerun the same command to go on.") from None
+            raise click.ClickException(
+                f"Cancelled {batches}. The run is saved in {out}; rerun the same command to go on."
+            ) from None
         raise click.ClickException(
             f"Interrupted. Batch {batches} goes on at the provider; rerun the same command to collect it (the run is saved in {out})."
         ) from None
     except KeyboardInterrupt:
-        raise click.ClickException(f"Interrupted. The run is saved in {out}; rerun the same command to resume.") from None
+        raise click.ClickException(
+            f"Interrupted. The run is saved in {out}; rerun the same command to resume."
+        ) from None
 
 
 def _echo_result(result, noun: str) -> None:
@@ -193,11 +202,15 @@ def _echo_result(result, noun: str) -> None:
         f"({'n/a' if rate is None else f'{rate:.1%}'} of {stats['candidates']} candidates, "
         f"{stats['responses']} answers)"
     )
-    click.echo(f"tokens: {cost['prompt_tokens']} prompt, {cost['completion_tokens']} completion; cost {_dollars(cost['cost_usd'])}")
+    click.echo(
+        f"tokens: {cost['prompt_tokens']} prompt, {cost['completion_tokens']} completion; cost {_dollars(cost['cost_usd'])}"
+    )
     click.echo(f"records: {result.out_dir / 'data.jsonl'}")
     if stats.get("surplus"):
-        click.echo(f"surplus: {stats['surplus']} more records, paid for and kept past the target in "
-                   f"{result.out_dir / 'surplus.jsonl'}; a higher --num-instructions takes them first")  # fmt: skip
+        click.echo(
+            f"surplus: {stats['surplus']} more records, paid for and kept past the target in "
+            f"{result.out_dir / 'surplus.jsonl'}; a higher --num-instructions takes them first"
+        )
 
 
 def _dollars(value: float | None) -> str:
@@ -211,16 +224,21 @@ def _print_estimate(estimate, batch: bool = False) -> None:
     click.echo(f"records still wanted: {estimate.records_wanted}, about {estimate.requests} requests")
     click.echo(
         f"per request: ~{estimate.prompt_tokens_per_request} prompt + ~{estimate.completion_tokens_per_request} "
-        f"completion tokens, ~{estimate.accepted_per_request:g} accepted" + (f" (assumed: {estimate.yield_note})" if estimate.yield_note else "")
-    )  # fmt: skip
+        f"completion tokens, ~{estimate.accepted_per_request:g} accepted"
+        + (f" (assumed: {estimate.yield_note})" if estimate.yield_note else "")
+    )
     spread = ""
     if estimate.expected_usd_range:
         (least, most), (low, high) = estimate.accepted_per_request_range, estimate.expected_usd_range
         spread = f" (range: {_dollars(low)} at {most:g} accepted per request to {_dollars(high)} at {least:g})"
-    click.echo(f"expected cost: {_dollars(estimate.expected_usd)}{spread}; worst case (every answer at max tokens): {_dollars(estimate.worst_case_usd)}")
+    click.echo(
+        f"expected cost: {_dollars(estimate.expected_usd)}{spread}; worst case (every answer at max tokens): {_dollars(estimate.worst_case_usd)}"
+    )
     cap = f"--max-cost {_dollars(estimate.max_cost_usd)} cuts the run short"
     if estimate.records_within_cap is not None:
-        click.echo(f"{cap}: it pays for about {estimate.records_within_cap:,} of the {estimate.records_wanted:,} records wanted")
+        click.echo(
+            f"{cap}: it pays for about {estimate.records_within_cap:,} of the {estimate.records_wanted:,} records wanted"
+        )
     elif estimate.cap_short_below is not None:
         click.echo(f"{cap} if fewer than {estimate.cap_short_below:g} records are accepted per request")
 
@@ -240,12 +258,37 @@ def _list_rules(ctx, _param, value):
 
 @main.command("filter")
 @click.argument("src", type=click.Path(exists=True))
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for data.jsonl, rejected.jsonl, stats.json.")
-@click.option("--preset", help="Filter preset name (alpaca, default, ...) or .toml path [default; judge with --min-score].")
-@click.option("--min-score", type=float, help="Re-select records a judge rated (`selfinstruct judge`): keep those scored at least this; asks nothing.")
-@click.option("--decontaminate", multiple=True, type=click.Path(exists=True, dir_okay=False), help="Benchmark file (JSONL/JSON prompts) to decontaminate against; repeatable.")
-@click.option("--lsh-storage", help="redis://HOST:PORT[/DB][?index=NAME]: share the duplicate index with other workers.")
-@click.option("--list-rules", is_flag=True, expose_value=False, is_eager=True, callback=_list_rules, help="List the rules presets can use, and exit.")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory for data.jsonl, rejected.jsonl, stats.json.",
+)
+@click.option(
+    "--preset", help="Filter preset name (alpaca, default, ...) or .toml path [default; judge with --min-score]."
+)
+@click.option(
+    "--min-score",
+    type=float,
+    help="Re-select records a judge rated (`selfinstruct judge`): keep those scored at least this; asks nothing.",
+)
+@click.option(
+    "--decontaminate",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Benchmark file (JSONL/JSON prompts) to decontaminate against; repeatable.",
+)
+@click.option(
+    "--lsh-storage", help="redis://HOST:PORT[/DB][?index=NAME]: share the duplicate index with other workers."
+)
+@click.option(
+    "--list-rules",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_list_rules,
+    help="List the rules presets can use, and exit.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
 def filter_command(src, out, preset, min_score, decontaminate, lsh_storage, quiet):
@@ -256,8 +299,15 @@ def filter_command(src, out, preset, min_score, decontaminate, lsh_storage, quie
     """
     from .clean import clean_dataset
 
-    result = clean_dataset(src, out, preset=preset, decontaminate=decontaminate, lsh_storage=lsh_storage, min_score=min_score,
-                           progress=not quiet)  # fmt: skip
+    result = clean_dataset(
+        src,
+        out,
+        preset=preset,
+        decontaminate=decontaminate,
+        lsh_storage=lsh_storage,
+        min_score=min_score,
+        progress=not quiet,
+    )
     stats = result.stats
     reasons = ", ".join(f"{reason} {count}" for reason, count in stats["rejected"].items()) or "none"
     click.echo(f"kept {stats['kept']} of {stats['seen']} records in {stats['seconds']} s; rejected: {reasons}")
@@ -271,19 +321,37 @@ def filter_command(src, out, preset, min_score, decontaminate, lsh_storage, quie
 
 @main.command()
 @click.argument("src", type=click.Path(exists=True))
-@click.option("--format", type=click.Choice(["alpaca", "jsonl", "sharegpt", "openai", "messages"]), help="Row shape [alpaca for a .json file, else jsonl].")
-@click.option("--to", type=click.Path(path_type=Path), help="A .json, .jsonl or .parquet file, or a directory (datasets.save_to_disk).")
+@click.option(
+    "--format",
+    type=click.Choice(["alpaca", "jsonl", "sharegpt", "openai", "messages"]),
+    help="Row shape [alpaca for a .json file, else jsonl].",
+)
+@click.option(
+    "--to",
+    type=click.Path(path_type=Path),
+    help="A .json, .jsonl or .parquet file, or a directory (datasets.save_to_disk).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing --to (an earlier export) and its card.")
 @click.option("--push-to-hub", metavar="OWNER/NAME", help="Publish to this Hub dataset repository (token: HF_TOKEN).")
 @click.option("--public", is_flag=True, help="Create the Hub repository public [private].")
-@click.option("--split-test", type=float, help="Share of records in a test split, e.g. 0.05 (datasets directory or Hub).")
+@click.option(
+    "--split-test", type=float, help="Share of records in a test split, e.g. 0.05 (datasets directory or Hub)."
+)
 @click.option("--seed", type=int, help="Seed of the train/test shuffle [42].")
 @click.option("--system-prompt", help="System turn of the chat formats [none].")
-@click.option("--reasoning", type=click.Choice(["inline", "field", "drop"]), help="Reasoning traces: inline in the output (<think>...</think>), a column of their own, or dropped [field].")
+@click.option(
+    "--reasoning",
+    type=click.Choice(["inline", "field", "drop"]),
+    help="Reasoning traces: inline in the output (<think>...</think>), a column of their own, or dropped [field].",
+)
 @click.option("--license", help="License in the card's header [other: the teacher's terms apply].")
 @click.option("--language", help="Language code in the card's header [en].")
 @click.option("--name", help="Title of the dataset card [the repository or source name].")
-@click.option("--run-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), help="The generate run the records came from, for the card, when SRC is a filter output or a file.")
+@click.option(
+    "--run-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The generate run the records came from, for the card, when SRC is a filter output or a file.",
+)
 @user_errors
 def export(src, **options):
     """Export records for training, with a dataset card.
@@ -334,15 +402,23 @@ def batches(src, as_json):
     if not rows:
         click.echo(f"{src}: no batches (the run did not use --batch)")
     for row in rows:
-        click.echo(f"{row['key']}  {row['batch_id'] or '(not created)':24} {row['status']:10} {row['answered']:>6}/{row['requests']:<6} "
-                   f"answered  {usd(row['cost_usd'])}")  # fmt: skip
+        click.echo(
+            f"{row['key']}  {row['batch_id'] or '(not created)':24} {row['status']:10} {row['answered']:>6}/{row['requests']:<6} "
+            f"answered  {usd(row['cost_usd'])}"
+        )
 
 
 @main.command("report")
 @click.argument("src", type=click.Path(exists=True))
-@click.option("--out", type=click.Path(dir_okay=False), help="HTML file to write [SRC's name + -report.html, beside SRC].")
+@click.option(
+    "--out", type=click.Path(dir_okay=False), help="HTML file to write [SRC's name + -report.html, beside SRC]."
+)
 @click.option("--compare", type=click.Path(exists=True), help="A second run or dataset, shown side by side.")
-@click.option("--seeds", type=click.Path(exists=True, dir_okay=False), help="Seed tasks for the similarity chart [the run's, else the bundled ones].")
+@click.option(
+    "--seeds",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Seed tasks for the similarity chart [the run's, else the bundled ones].",
+)
 @user_errors
 def report_command(src, out, compare, seeds):
     """One self-contained HTML page about a dataset: verb-noun chart, lengths, diversity, funnel, cost, records.
@@ -391,25 +467,54 @@ def teacher_check():
     with tempfile.TemporaryDirectory() as folder:
         result = check(log_path=Path(folder) / "teacher.log")
     click.echo(f"llama.cpp: {result.build}")
-    click.echo(f"embedded teacher: OK, {result.completion_tokens} tokens in {result.seconds:.2f} s ({result.tokens_per_s:.0f} tokens/s)")
+    click.echo(
+        f"embedded teacher: OK, {result.completion_tokens} tokens in {result.seconds:.2f} s ({result.tokens_per_s:.0f} tokens/s)"
+    )
 
 
 # ---------------------------------------------------------------- finetune
 
 
 @main.command()
-@click.option("--data", required=True, type=click.Path(exists=True), help="Records: run directory, JSONL, Alpaca JSON, Parquet or saved dataset.")
-@click.option("--model", required=True, help="Base model: local directory, Hub id, .gguf file, or smollm2-135m (the bundled GGUF).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Directory for the adapter (or model), tokenizer, card and metrics.")
-@click.option("--method", type=click.Choice(["lora", "qlora", "full"]), help="[default: the recipe's; lora when no recipe is named]")
-@click.option("--recipe", help="Recipe name or .toml path [default by method: lora-7b-24gb, qlora-7b-16gb, alpaca-full-fsdp].")
-@click.option("--template", type=click.Choice(["alpaca", "chat"]), help="Alpaca's prompt template or the model's chat template [recipe's: alpaca].")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True),
+    help="Records: run directory, JSONL, Alpaca JSON, Parquet or saved dataset.",
+)
+@click.option(
+    "--model",
+    required=True,
+    help="Base model: local directory, Hub id, .gguf file, or smollm2-135m (the bundled GGUF).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Directory for the adapter (or model), tokenizer, card and metrics.",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["lora", "qlora", "full"]),
+    help="[default: the recipe's; lora when no recipe is named]",
+)
+@click.option(
+    "--recipe", help="Recipe name or .toml path [default by method: lora-7b-24gb, qlora-7b-16gb, alpaca-full-fsdp]."
+)
+@click.option(
+    "--template",
+    type=click.Choice(["alpaca", "chat"]),
+    help="Alpaca's prompt template or the model's chat template [recipe's: alpaca].",
+)
 @click.option("--merge", is_flag=True, help="Also write OUT/merged: the base model with the adapter merged in.")
 @click.option("--epochs", type=float)
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps (overrides --epochs).")
 @click.option("--learning-rate", "--lr", "learning_rate", type=float)
 @click.option("--batch-size", "per_device_batch_size", type=int, help="Rows per GPU per forward pass.")
-@click.option("--global-batch-size", type=int, help="Rows per optimizer step over all GPUs; sets gradient accumulation.")
+@click.option(
+    "--global-batch-size", type=int, help="Rows per optimizer step over all GPUs; sets gradient accumulation."
+)
 @click.option("--max-length", type=int, help="Tokens per example; with packing, per packed row.")
 @click.option("--lora-r", type=int, help="LoRA rank.")
 @click.option("--packing/--no-packing", default=None)

@@ -55,7 +55,12 @@ PRICES: dict[str, Price] = {
 UNBOUNDED_REASONING = {"deepseek-reasoner": 65_536}
 
 # What Alpaca paid: text-davinci-003 at $0.02 / 1K tokens, "less than $500" for 52K records.
-ALPACA_REFERENCE = {"model": "text-davinci-003", "price": Price(20.0, 20.0, 20.0), "reported_usd": 500, "records": 52_000}
+ALPACA_REFERENCE = {
+    "model": "text-davinci-003",
+    "price": Price(20.0, 20.0, 20.0),
+    "reported_usd": 500,
+    "records": 52_000,
+}
 
 
 def price_for(
@@ -72,7 +77,9 @@ def price_for(
         return None
     base = known or Price(0.0, 0.0, 0.0)
     input_price = base.input if price_in is None else price_in
-    cached = price_cached if price_cached is not None else (base.cached_input if known and price_in is None else input_price)
+    cached = (
+        price_cached if price_cached is not None else (base.cached_input if known and price_in is None else input_price)
+    )
     return Price(
         input=input_price,
         output=base.output if price_out is None else price_out,

@@ -238,7 +238,11 @@ def _alpaca_shape(raw: dict, where: str, require_output: bool) -> list[dict] | N
             raise SelfInstructError(f"{where}: field 'output' is missing")
         record["output"] = ""
     _check_text_fields(record, where)
-    if "reasoning" not in record and CLOSE_THINK in record["output"] and record["output"].lstrip().startswith(OPEN_THINK):
+    if (
+        "reasoning" not in record
+        and CLOSE_THINK in record["output"]
+        and record["output"].lstrip().startswith(OPEN_THINK)
+    ):
         record["reasoning"], record["output"] = split_reasoning(record["output"], None)
     return [record]
 
@@ -264,7 +268,11 @@ def _self_instruct_shape(raw: dict, where: str, require_output: bool) -> list[di
     for i, instance in enumerate(instances):
         if not isinstance(instance, dict):
             raise SelfInstructError(f"{where}: field 'instances[{i}]' must be an object")
-        record = {**task, "input": instance.get("input", ""), "output": instance.get("output", None if require_output else "")}
+        record = {
+            **task,
+            "input": instance.get("input", ""),
+            "output": instance.get("output", None if require_output else ""),
+        }
         if record["output"] is None:
             raise SelfInstructError(f"{where}: field 'instances[{i}].output' is missing")
         _check_text_fields(record, where, prefix=f"instances[{i}].")
@@ -282,8 +290,11 @@ def _chat_shape(raw: dict, where: str, require_output: bool) -> list[dict] | Non
 # through `read_records`; the prompt shape comes last: a record with an instruction is never
 # read as a prompt.
 RECORD_SHAPES: list[Callable[[dict, str, bool], list[dict] | None]] = [
-    _alpaca_shape, _self_instruct_shape, _chat_shape, _prompt_shape,
-]  # fmt: skip
+    _alpaca_shape,
+    _self_instruct_shape,
+    _chat_shape,
+    _prompt_shape,
+]
 PROMPT_FIELDS = ("prompt", "question")  # where prompt files keep the instruction
 COMPLETION_FIELD = "completion"  # and the answer, when they have one
 

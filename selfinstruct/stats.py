@@ -60,4 +60,9 @@ def top_counts(counts: Mapping[str, int], n: int = 3) -> str:
 def cleaning_summary(stats: Stats) -> dict:
     """The cleaner's counts as stats.json has always written them:
     seen == kept + sum(rejected.values()); `fixed` counts repairs."""
-    return {"seen": stats["seen"], "kept": stats["kept"], "rejected": stats.group("rejected"), "fixed": stats.group("fixed")}
+    return {
+        "seen": stats["seen"],
+        "kept": stats["kept"],
+        "rejected": stats.group("rejected"),
+        "fixed": stats.group("fixed"),
+    }

@@ -19,18 +19,39 @@ from selfinstruct.records import write_json_atomic
 RECORDS = 52_000
 TASKS_PER_RESPONSE = 20
 VERBS = {
-    "Write": ["poem", "story", "letter", "essay", "review", "song"], "Generate": ["list", "sentence", "title", "name"],
-    "Create": ["plan", "list", "story", "recipe"], "Describe": ["process", "place", "person"],
-    "Explain": ["concept", "difference", "process"], "Give": ["example", "tip", "reason", "summary"],
-    "Rewrite": ["sentence", "paragraph"], "Classify": ["sentence", "text", "animal"], "Find": ["word", "number"],
-    "Suggest": ["name", "way", "idea"], "Summarize": ["article", "text"], "Translate": ["sentence", "phrase"],
-    "Identify": ["type", "word", "theme"], "Compose": ["tweet", "poem"], "Design": ["logo", "game"],
-    "List": ["thing", "benefit", "example"], "Make": ["list", "sentence"], "Name": ["country", "animal"],
-    "Edit": ["sentence", "text"], "Compare": ["thing", "country"], "Brainstorm": ["idea", "name"],
-    "Construct": ["sentence", "argument"], "Provide": ["example", "definition"], "Predict": ["outcome"],
-}  # fmt: skip
+    "Write": ["poem", "story", "letter", "essay", "review", "song"],
+    "Generate": ["list", "sentence", "title", "name"],
+    "Create": ["plan", "list", "story", "recipe"],
+    "Describe": ["process", "place", "person"],
+    "Explain": ["concept", "difference", "process"],
+    "Give": ["example", "tip", "reason", "summary"],
+    "Rewrite": ["sentence", "paragraph"],
+    "Classify": ["sentence", "text", "animal"],
+    "Find": ["word", "number"],
+    "Suggest": ["name", "way", "idea"],
+    "Summarize": ["article", "text"],
+    "Translate": ["sentence", "phrase"],
+    "Identify": ["type", "word", "theme"],
+    "Compose": ["tweet", "poem"],
+    "Design": ["logo", "game"],
+    "List": ["thing", "benefit", "example"],
+    "Make": ["list", "sentence"],
+    "Name": ["country", "animal"],
+    "Edit": ["sentence", "text"],
+    "Compare": ["thing", "country"],
+    "Brainstorm": ["idea", "name"],
+    "Construct": ["sentence", "argument"],
+    "Provide": ["example", "definition"],
+    "Predict": ["outcome"],
+}
 QUESTIONS = ["What is", "How do I", "Why does", "Which of"]
-REASONS = {"instruction_words": 1500, "teacher_artefact": 700, "output_language": 400, "near_duplicate": 2400, "exact_duplicate": 600}
+REASONS = {
+    "instruction_words": 1500,
+    "teacher_artefact": 700,
+    "output_language": 400,
+    "near_duplicate": 2400,
+    "exact_duplicate": 600,
+}
 
 
 def write_big_run(out: Path, t0_prompts: Path, records: int = RECORDS, seed: int = 0) -> Path:
@@ -44,7 +65,9 @@ def write_big_run(out: Path, t0_prompts: Path, records: int = RECORDS, seed: int
             instruction = f"{rng.choice(QUESTIONS)} {' '.join(rng.choices(words, k=rng.randint(4, 12)))}?"
         else:
             verb = rng.choice(list(VERBS))
-            instruction = f"{verb} a {rng.choice(VERBS[verb])} about {' '.join(rng.choices(words, k=rng.randint(3, 14)))}."
+            instruction = (
+                f"{verb} a {rng.choice(VERBS[verb])} about {' '.join(rng.choices(words, k=rng.randint(3, 14)))}."
+            )
         return {
             "instruction": instruction,
             "input": prompts[i % len(prompts)][:300] if rng.random() < 0.4 else "",
@@ -63,29 +86,62 @@ def write_big_run(out: Path, t0_prompts: Path, records: int = RECORDS, seed: int
         request_id = f"r{r:06d}"
         when = (start + timedelta(seconds=3600 * r / responses)).isoformat(timespec="milliseconds")
         ledger.append({"event": "request", "request_id": request_id, "index": r, "time": when, "reserved_usd": 0.01})
-        ledger.append({"event": "response", "request_id": request_id, "time": when, "model": "gpt-4o-mini", "content": "",
-                       "usage": {"prompt_tokens": 1400, "cached_tokens": 0, "completion_tokens": 1200, "estimated": False},
-                       "cost_usd": (1400 * 0.15 + 1200 * 0.6) / 1e6, "latency_s": 9.0})  # fmt: skip
+        ledger.append(
+            {
+                "event": "response",
+                "request_id": request_id,
+                "time": when,
+                "model": "gpt-4o-mini",
+                "content": "",
+                "usage": {"prompt_tokens": 1400, "cached_tokens": 0, "completion_tokens": 1200, "estimated": False},
+                "cost_usd": (1400 * 0.15 + 1200 * 0.6) / 1e6,
+                "latency_s": 9.0,
+            }
+        )
         for j in range(TASKS_PER_RESPONSE):
             verdict = next(verdicts, None)
             if verdict is None:
                 break
-            row = {"id": f"{request_id}-{j}", **task(len(data) + len(rejected)), "request_id": request_id,
-                   "teacher_model": "gpt-4o-mini", "created": when}  # fmt: skip
+            row = {
+                "id": f"{request_id}-{j}",
+                **task(len(data) + len(rejected)),
+                "request_id": request_id,
+                "teacher_model": "gpt-4o-mini",
+                "created": when,
+            }
             if verdict == "kept":
                 data.append(row)
                 continue
             row.update(reason=verdict, detail="")
             if verdict.endswith("duplicate") and data:
                 kept = rng.choice(data[-2000:])  # teachers repeat what they said lately
-                row.update(instruction=kept["instruction"] if verdict == "exact_duplicate" else kept["instruction"] + " Briefly.",
-                           duplicate_of=kept["id"], detail=f"duplicate of {kept['id']}")  # fmt: skip
+                row.update(
+                    instruction=kept["instruction"]
+                    if verdict == "exact_duplicate"
+                    else kept["instruction"] + " Briefly.",
+                    duplicate_of=kept["id"],
+                    detail=f"duplicate of {kept['id']}",
+                )
             rejected.append(row)
     for name, rows in (("data.jsonl", data), ("rejected.jsonl", rejected), ("ledger.jsonl", ledger)):
         (out / name).write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     counts = {reason: sum(1 for r in rejected if r["reason"] == reason) for reason in REASONS}
-    write_json_atomic(out / "stats.json", {"accepted": len(data), "candidates": candidates, "unparseable": 0,
-                                           "filters": {"seen": candidates, "kept": len(data), "rejected": counts}})  # fmt: skip
-    write_json_atomic(out / "config.json", {"format_version": 2, "task": "bootstrap", "identity": {"model": "gpt-4o-mini"},
-                                            "config": {"model": "gpt-4o-mini", "seeds": None}})  # fmt: skip
+    write_json_atomic(
+        out / "stats.json",
+        {
+            "accepted": len(data),
+            "candidates": candidates,
+            "unparseable": 0,
+            "filters": {"seen": candidates, "kept": len(data), "rejected": counts},
+        },
+    )
+    write_json_atomic(
+        out / "config.json",
+        {
+            "format_version": 2,
+            "task": "bootstrap",
+            "identity": {"model": "gpt-4o-mini"},
+            "config": {"model": "gpt-4o-mini", "seeds": None},
+        },
+    )
     return out

@@ -29,12 +29,21 @@ from selfinstruct.processes import stop
 
 CHROMIUM = "chromium"
 FLAGS = [
-    "--headless", "--no-sandbox",  # tests run as root, where the sandbox cannot start
-    "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--disable-extensions", "--disable-default-apps", "--mute-audio",
+    "--headless",
+    "--no-sandbox",  # tests run as root, where the sandbox cannot start
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--mute-audio",
     "--host-resolver-rules=MAP * ~NOTFOUND",  # no name resolves: nothing outside the page can load
-    "--remote-debugging-port=0", "--remote-allow-origins=*", "--window-size=1400,1000",
-]  # fmt: skip
+    "--remote-debugging-port=0",
+    "--remote-allow-origins=*",
+    "--window-size=1400,1000",
+]
 
 
 def chromium_path() -> str:
@@ -114,8 +123,9 @@ class Chromium:
         self._sockets = contextlib.ExitStack()  # one DevTools connection per page, closed on exit
         self._process = subprocess.Popen(
             [self.binary, *FLAGS, f"--user-data-dir={self._profile.name}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         port_file = Path(self._profile.name) / "DevToolsActivePort"
         deadline = time.monotonic() + 30
         while not (port_file.exists() and port_file.read_text().strip()):
@@ -133,10 +143,14 @@ class Chromium:
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}/json/new?about:blank", method="PUT")
         with urllib.request.urlopen(request, timeout=10) as response:
             target = json.load(response)
-        page = Page(self._sockets.enter_context(connect(target["webSocketDebuggerUrl"], max_size=2**28, open_timeout=10)))
+        page = Page(
+            self._sockets.enter_context(connect(target["webSocketDebuggerUrl"], max_size=2**28, open_timeout=10))
+        )
         for domain in ("Runtime", "Log", "Network", "Page"):
             page.send(f"{domain}.enable")
-        page.send("Network.emulateNetworkConditions", offline=True, latency=0, downloadThroughput=-1, uploadThroughput=-1)
+        page.send(
+            "Network.emulateNetworkConditions", offline=True, latency=0, downloadThroughput=-1, uploadThroughput=-1
+        )
         page.started = time.monotonic()
         page.send("Page.navigate", url=path.resolve().as_uri())
         page.wait_for(f"document.readyState === 'complete' && Boolean({wait_for})", timeout)

@@ -19,6 +19,7 @@ def pytest_sessionstart(session):
     if missing:
         raise pytest.UsageError(f"shared data missing (expected ../shared/ beside the checkout): {missing}")
 
+
 FAKE_KEY = "sk-test-0123456789abcdefSECRET"
 
 

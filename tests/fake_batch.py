@@ -64,8 +64,15 @@ class FakeBatchAPI(LoopbackServer):
     def upload(self, name: str, data: bytes, purpose: str) -> dict:
         with self._lock:
             file_id = f"file-{len(self.files) + 1}"
-            self.files[file_id] = {"id": file_id, "object": "file", "bytes": len(data), "created_at": int(time.time()),
-                                   "filename": name, "purpose": purpose, "status": "processed"}  # fmt: skip
+            self.files[file_id] = {
+                "id": file_id,
+                "object": "file",
+                "bytes": len(data),
+                "created_at": int(time.time()),
+                "filename": name,
+                "purpose": purpose,
+                "status": "processed",
+            }
             self.contents[file_id] = data
             if purpose == "batch":
                 self.uploads.append((name, [json.loads(line)["custom_id"] for line in data.decode().splitlines()]))
@@ -86,8 +93,15 @@ class FakeBatchAPI(LoopbackServer):
 
     @staticmethod
     def _other_file(n: int) -> dict:
-        return {"id": f"file-other-{n}", "object": "file", "bytes": 10, "created_at": 0,
-                "filename": f"selfinstruct-other-b{n:04d}.jsonl", "purpose": "batch", "status": "processed"}  # fmt: skip
+        return {
+            "id": f"file-other-{n}",
+            "object": "file",
+            "bytes": 10,
+            "created_at": 0,
+            "filename": f"selfinstruct-other-b{n:04d}.jsonl",
+            "purpose": "batch",
+            "status": "processed",
+        }
 
     def _file(self, lines: list[dict], name: str) -> str | None:
         if not lines:
@@ -103,12 +117,20 @@ class FakeBatchAPI(LoopbackServer):
             plan = self.plans[len(self.batches)] if len(self.batches) < len(self.plans) else {}
             lines = self.contents[body["input_file_id"]].decode().splitlines()
             self.batches[batch_id] = {
-                "id": batch_id, "object": "batch", "endpoint": body["endpoint"], "errors": None,
-                "input_file_id": body["input_file_id"], "completion_window": body["completion_window"],
-                "status": "validating", "output_file_id": None, "error_file_id": None, "created_at": int(time.time()),
+                "id": batch_id,
+                "object": "batch",
+                "endpoint": body["endpoint"],
+                "errors": None,
+                "input_file_id": body["input_file_id"],
+                "completion_window": body["completion_window"],
+                "status": "validating",
+                "output_file_id": None,
+                "error_file_id": None,
+                "created_at": int(time.time()),
                 "request_counts": {"total": len(lines), "completed": 0, "failed": 0},
-                "metadata": body.get("metadata") or {}, "_plan": plan,
-            }  # fmt: skip
+                "metadata": body.get("metadata") or {},
+                "_plan": plan,
+            }
             self._looks[batch_id] = 0
         return self._public(self.batches[batch_id])
 
@@ -142,12 +164,29 @@ class FakeBatchAPI(LoopbackServer):
         output, errors = [], []
         for n, line in enumerate(lines[:reached]):
             if n < failing:
-                errors.append({"id": f"batch_req_{n}", "custom_id": line["custom_id"], "error": None,
-                               "response": {"status_code": 500, "body": {"error": {"message": "internal error", "type": "server_error"}}}})  # fmt: skip
+                errors.append(
+                    {
+                        "id": f"batch_req_{n}",
+                        "custom_id": line["custom_id"],
+                        "error": None,
+                        "response": {
+                            "status_code": 500,
+                            "body": {"error": {"message": "internal error", "type": "server_error"}},
+                        },
+                    }
+                )
                 continue
             call, _, payload = self.chat.respond(line["body"], {"X-Client-Request-Id": line["custom_id"]})
-            answer = {"id": f"batch_req_{n}", "custom_id": line["custom_id"], "error": None,
-                      "response": {"status_code": call.status, "request_id": call.server_request_id, "body": json.loads(payload)}}  # fmt: skip
+            answer = {
+                "id": f"batch_req_{n}",
+                "custom_id": line["custom_id"],
+                "error": None,
+                "response": {
+                    "status_code": call.status,
+                    "request_id": call.server_request_id,
+                    "body": json.loads(payload),
+                },
+            }
             if call.status == 200:
                 output.append(answer)
                 self.served.append((line["custom_id"], batch["id"], call.usage))
@@ -202,8 +241,11 @@ class FakeBatchAPI(LoopbackServer):
                     )
                     fields = {p.get_param("name", header="content-disposition"): p for p in form.iter_parts()}
                     file = fields["file"]
-                    return self._send(server.upload(file.get_filename(), file.get_payload(decode=True),
-                                                    fields["purpose"].get_content().strip()))  # fmt: skip
+                    return self._send(
+                        server.upload(
+                            file.get_filename(), file.get_payload(decode=True), fields["purpose"].get_content().strip()
+                        )
+                    )
                 if parts[1] == "batches" and len(parts) == 4 and parts[3] == "cancel":
                     return self._send(server.cancel(parts[2]))
                 return self._send(server.create(json.loads(self._body())))

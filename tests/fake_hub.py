@@ -138,7 +138,10 @@ class FakeHub(LoopbackServer):
         for obj in body["objects"]:
             actions = None
             if obj["oid"] not in self.lfs_objects:
-                actions = {"upload": {"href": f"{self.url}/lfs/{obj['oid']}"}, "verify": {"href": f"{self.url}/lfs/verify"}}
+                actions = {
+                    "upload": {"href": f"{self.url}/lfs/{obj['oid']}"},
+                    "verify": {"href": f"{self.url}/lfs/verify"},
+                }
             objects.append({"oid": obj["oid"], "size": obj["size"], **({"actions": actions} if actions else {})})
         return 200, {"transfer": "basic", "objects": objects}
 
@@ -202,7 +205,7 @@ class FakeHub(LoopbackServer):
         for path in r.files:
             if not path.startswith(prefix):
                 continue
-            parts = path[len(prefix):].split("/")
+            parts = path[len(prefix) :].split("/")
             for depth in range(1, len(parts) + 1 if recursive else 2):
                 found.add(prefix + "/".join(parts[:depth]))
         return sorted(found)
@@ -243,7 +246,9 @@ class FakeHub(LoopbackServer):
                     status, body, error_code = hub._dispatch(request)
                 payload = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/octet-stream" if isinstance(body, bytes) else "application/json")
+                self.send_header(
+                    "Content-Type", "application/octet-stream" if isinstance(body, bytes) else "application/json"
+                )
                 self.send_header("Content-Length", str(len(payload)))
                 if isinstance(body, bytes):
                     self.send_header("ETag", f'"{hashlib.sha1(payload).hexdigest()}"')

@@ -126,12 +126,20 @@ class FakeOpenAI(LoopbackServer):
         if self.reasoning != "openai":
             return None
         if "max_tokens" in body:
-            return {"message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
-                    "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}  # fmt: skip
+            return {
+                "message": "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+                "type": "invalid_request_error",
+                "param": "max_tokens",
+                "code": "unsupported_parameter",
+            }
         for name in ("temperature", "top_p"):
             if body.get(name, 1) != 1:
-                return {"message": f"Unsupported value: '{name}' does not support {body[name]} with this model. Only the default (1) value is supported.",
-                        "type": "invalid_request_error", "param": name, "code": "unsupported_value"}  # fmt: skip
+                return {
+                    "message": f"Unsupported value: '{name}' does not support {body[name]} with this model. Only the default (1) value is supported.",
+                    "type": "invalid_request_error",
+                    "param": name,
+                    "code": "unsupported_value",
+                }
         return None
 
     def respond(self, body: dict, headers) -> tuple[Call, dict, bytes]:
@@ -157,8 +165,12 @@ class FakeOpenAI(LoopbackServer):
             "500": (500, "The server had an error while processing your request.", {}),
             # Like OpenAI, the 401 echoes the key it got: the client must never log it.
             "401": (401, f"Incorrect API key provided: {headers.get('Authorization', '')[7:]}.", {}),
-            "reject_json_schema": (500, "1 validation error: ('body', 'response_format', 'type') Input should be 'text' or 'json_object'", {}),
-        }  # fmt: skip
+            "reject_json_schema": (
+                500,
+                "1 validation error: ('body', 'response_format', 'type') Input should be 'text' or 'json_object'",
+                {},
+            ),
+        }
         if fault in errors:
             call.status, message, extra = errors[fault]
             return call, {**out_headers, **extra}, json.dumps({"error": {"message": message, "type": "error"}}).encode()
@@ -177,7 +189,9 @@ class FakeOpenAI(LoopbackServer):
                 content = rating
             else:
                 score, rationale = rating
-                content = json.dumps({"score": score, "rationale": rationale}) if json_format else f"{score}\n{rationale}"
+                content = (
+                    json.dumps({"score": score, "rationale": rationale}) if json_format else f"{score}\n{rationale}"
+                )
         elif "You are asked to come up with a set of" not in prompt:
             content = self.answer(prompt)
         elif json_format:
@@ -198,8 +212,10 @@ class FakeOpenAI(LoopbackServer):
         }
         message = {"role": "assistant", "content": content}
         if self.reasoning is not None:
-            trace = (f"Let me think about this step by step. The request was {len(prompt)} characters long, "
-                     "so a short answer will do. I check it once more, and then I write it down.")  # fmt: skip
+            trace = (
+                f"Let me think about this step by step. The request was {len(prompt)} characters long, "
+                "so a short answer will do. I check it once more, and then I write it down."
+            )
             usage["completion_tokens"] += self.reasoning_tokens
             usage["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
             if self.reasoning == "deepseek":

@@ -46,24 +46,36 @@ def real_run(server_url: str, out: Path, n: int) -> GenerateConfig:
     """Settings for a real `generate` run against a local OpenAI-compatible server, priced as
     gpt-4o-mini, with a one-rule preset: these tests are about money and keys, not filters."""
     preset = out.parent / f"{out.name}-preset.toml"
-    preset.write_text('description = "one rule, no dedup"\n[rules.instruction_words]\nmin = 3\n[dedup]\nenabled = false\n')
-    return GenerateConfig(base_url=server_url, model="gpt-4o-mini", preset=str(preset), tasks_per_request=5,
-                          num_instructions=n, concurrency=1, timeout=5.0, max_tokens=400)  # fmt: skip
+    preset.write_text(
+        'description = "one rule, no dedup"\n[rules.instruction_words]\nmin = 3\n[dedup]\nenabled = false\n'
+    )
+    return GenerateConfig(
+        base_url=server_url,
+        model="gpt-4o-mini",
+        preset=str(preset),
+        tasks_per_request=5,
+        num_instructions=n,
+        concurrency=1,
+        timeout=5.0,
+        max_tokens=400,
+    )
 
 
 def records(n: int = ACCEPTED, teacher: str = "gpt-4o-mini") -> list[dict]:
     """Varied records: empty and multi-paragraph inputs, non-ASCII text, a list in the output."""
     out = []
     for i in range(n):
-        out.append({
-            "id": f"r{i % 3:06d}-{i}",
-            "instruction": f"Summarize the following note number {i} in one sentence.",
-            "input": "" if i % 2 else f"Première partie {i}.\n\nSecond paragraph: café, naïve, 東京.",
-            "output": f"A short summary {i}:\n- one\n- two",
-            "request_id": f"r{i % 3:06d}",
-            "teacher_model": teacher,
-            "created": f"2026-11-2{i % 3}T10:00:0{i % 10}.000+00:00",
-        })  # fmt: skip
+        out.append(
+            {
+                "id": f"r{i % 3:06d}-{i}",
+                "instruction": f"Summarize the following note number {i} in one sentence.",
+                "input": "" if i % 2 else f"Première partie {i}.\n\nSecond paragraph: café, naïve, 東京.",
+                "output": f"A short summary {i}:\n- one\n- two",
+                "request_id": f"r{i % 3:06d}",
+                "teacher_model": teacher,
+                "created": f"2026-11-2{i % 3}T10:00:0{i % 10}.000+00:00",
+            }
+        )
     return out
 
 
@@ -71,15 +83,28 @@ def write_run(out: Path, answers=ANSWERS) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     config = GenerateConfig(base_url=BASE_URL, model="gpt-4o-mini", num_instructions=ACCEPTED).resolved()
     identity = {**config.identity(), "seeds_sha256": "ab" * 32, "preset_sha256": "cd" * 32}
-    write_json_atomic(out / "config.json", {"format_version": 1, "identity": identity, "config": config.model_dump(mode="json")})
+    write_json_atomic(
+        out / "config.json", {"format_version": 1, "identity": identity, "config": config.model_dump(mode="json")}
+    )
     events = []
     for index, (request_id, prompt, cached, completion, cost) in enumerate(answers):
         events.append({"event": "request", "request_id": request_id, "index": index, "reserved_usd": 9.0})
-        events.append({
-            "event": "response", "request_id": request_id, "model": "gpt-4o-mini-2024-07-18", "content": "[]",
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "cached_tokens": cached, "estimated": False},
-            "cost_usd": cost, "latency_s": 1.0,
-        })  # fmt: skip
+        events.append(
+            {
+                "event": "response",
+                "request_id": request_id,
+                "model": "gpt-4o-mini-2024-07-18",
+                "content": "[]",
+                "usage": {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": completion,
+                    "cached_tokens": cached,
+                    "estimated": False,
+                },
+                "cost_usd": cost,
+                "latency_s": 1.0,
+            }
+        )
     n = len(answers)
     events += [
         {"event": "request", "request_id": "r000003", "index": n, "reserved_usd": 9.0},
@@ -93,9 +118,12 @@ def write_run(out: Path, answers=ANSWERS) -> Path:
     write_jsonl_atomic(out / "data.jsonl", records())
     write_jsonl_atomic(out / "rejected.jsonl", [])
     stats = {
-        "accepted": ACCEPTED, "candidates": CANDIDATES, "unparseable": 1, "preset": "default",
+        "accepted": ACCEPTED,
+        "candidates": CANDIDATES,
+        "unparseable": 1,
+        "preset": "default",
         "filters": {"seen": CANDIDATES, "kept": ACCEPTED, "rejected": RULE_COUNTS},
-    }  # fmt: skip
+    }
     write_json_atomic(out / "stats.json", stats)
     return out
 
@@ -106,9 +134,15 @@ def write_answer(out: Path, content: str, request_id: str = "r000000", index: in
     ledger = Ledger(RunDir(out).ledger, load_ledger(RunDir(out).ledger))
     ledger.request(request_id, index, 0.0)
     ledger.response(
-        request_id, model="smollm2-135m-instruct", output_format="json", finish_reason="stop", content=content,
-        cost_usd=None, latency_s=1.0, usage={"prompt_tokens": 10, "cached_tokens": 0, "completion_tokens": 10, "estimated": True},
-    )  # fmt: skip
+        request_id,
+        model="smollm2-135m-instruct",
+        output_format="json",
+        finish_reason="stop",
+        content=content,
+        cost_usd=None,
+        latency_s=1.0,
+        usage={"prompt_tokens": 10, "cached_tokens": 0, "completion_tokens": 10, "estimated": True},
+    )
     ledger.close()
 
 

@@ -28,8 +28,12 @@ def tasks_answer(n: int, request_id: str) -> str:
 
 
 class FakeTeacher:
-    def __init__(self, answer: Callable[[str], str | BaseException], delay: Callable[[str], float] | float = 0.0,
-                 model: str = "fake-teacher"):  # fmt: skip
+    def __init__(
+        self,
+        answer: Callable[[str], str | BaseException],
+        delay: Callable[[str], float] | float = 0.0,
+        model: str = "fake-teacher",
+    ):
         self.answer = answer
         self.delay = delay if callable(delay) else (lambda _: delay)
         self.settings = TeacherSettings(base_url="in-process", model=model, api_key="")
@@ -43,10 +47,15 @@ class FakeTeacher:
             raise answer
         output_format = "json" if ask.schema is not None else "text"
         return Completion(
-            content=answer, finish_reason="stop", usage=Usage(prompt_tokens=100, completion_tokens=len(answer) // 4),
-            output_format=output_format, response_format="json_schema" if ask.schema is not None else "text",
-            messages=ask.messages(output_format), latency_s=0.0, attempts=1,
-        )  # fmt: skip
+            content=answer,
+            finish_reason="stop",
+            usage=Usage(prompt_tokens=100, completion_tokens=len(answer) // 4),
+            output_format=output_format,
+            response_format="json_schema" if ask.schema is not None else "text",
+            messages=ask.messages(output_format),
+            latency_s=0.0,
+            attempts=1,
+        )
 
     async def close(self) -> None:
         pass

@@ -34,7 +34,9 @@ def main() -> None:
 
     class Handler(fake._handler_class()):
         def do_GET(self):
-            payload = json.dumps({"object": "list", "data": [{"id": "smollm2-135m-instruct", "object": "model"}]}).encode()
+            payload = json.dumps(
+                {"object": "list", "data": [{"id": "smollm2-135m-instruct", "object": "model"}]}
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))

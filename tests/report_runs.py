@@ -21,7 +21,10 @@ GOOD = [
     ("Give me three tips for staying focused while studying.", ""),
     ("Classify the sentiment of the following review.", "The battery died after two days and support never answered."),
     ("What is the difference between weather and climate?", ""),
-    ("Summarize the given paragraph in one sentence.", "Bees carry pollen between flowers, which lets many crops grow fruit."),
+    (
+        "Summarize the given paragraph in one sentence.",
+        "Bees carry pollen between flowers, which lets many crops grow fruit.",
+    ),
     ("Write a polite email declining a meeting invitation.", ""),
     ("Generate a list of five names for a bakery.", ""),
     ("Explain why the sky looks blue during the day.", ""),
@@ -41,7 +44,7 @@ GOOD = [
     ("List the main causes of the French Revolution.", ""),
     ("Compose a tweet announcing a new coffee shop opening.", ""),
     ("Explain the rules of chess to a ten-year-old.", ""),
-]  # fmt: skip
+]
 SMALL_RUN_RECORDS = len(GOOD)
 SMALL_RUN_REQUESTS = len(GOOD) // 3
 BAD_KINDS = ["instruction_words", "teacher_artefact", "exact_duplicate", "near_duplicate"]
@@ -57,7 +60,10 @@ def _bad(index: int) -> dict:
     if kind == "instruction_words":
         return _task("Say hi.", "")
     if kind == "teacher_artefact":
-        return {**_task("Write a joke about lawyers and their fees.", ""), "output": "As an AI language model, I cannot write jokes."}
+        return {
+            **_task("Write a joke about lawyers and their fees.", ""),
+            "output": "As an AI language model, I cannot write jokes.",
+        }
     if kind == "exact_duplicate":
         return _task(*earlier)
     return _task(earlier[0].replace(".", " please."), "")
@@ -70,7 +76,13 @@ def answer(request_id: str) -> str:
 
 
 def write_small_run(out: Path) -> Path:
-    config = GenerateConfig(base_url="http://127.0.0.1:9/v1", model="gpt-4o-mini", tasks_per_request=4,
-                            num_instructions=SMALL_RUN_RECORDS, concurrency=1, max_tokens=400)  # fmt: skip
+    config = GenerateConfig(
+        base_url="http://127.0.0.1:9/v1",
+        model="gpt-4o-mini",
+        tasks_per_request=4,
+        num_instructions=SMALL_RUN_RECORDS,
+        concurrency=1,
+        max_tokens=400,
+    )
     generate(config, out, teacher=FakeTeacher(answer, model="gpt-4o-mini"), progress=False)
     return out

@@ -68,8 +68,10 @@ def ledger(out) -> list[dict]:
     return [e for _, e in read_jsonl(out / "ledger.jsonl")]
 
 
-@pytest.mark.parametrize("base_url", ["htp://127.0.0.1:8000/v1", "ftp://127.0.0.1:8000/v1", "127.0.0.1:8000/v1",
-                                      "localhost:8000/v1", "http:///v1"])  # fmt: skip
+@pytest.mark.parametrize(
+    "base_url",
+    ["htp://127.0.0.1:8000/v1", "ftp://127.0.0.1:8000/v1", "127.0.0.1:8000/v1", "localhost:8000/v1", "http:///v1"],
+)
 def test_a_base_url_that_is_not_http_is_refused_before_any_request(tmp_path, base_url):
     result = cli_generate(base_url, tmp_path / "run")
     assert result.exit_code == 1
@@ -82,7 +84,10 @@ def test_a_base_url_that_is_not_http_is_refused_before_any_request(tmp_path, bas
     [
         (None, "cannot be reached: connection refused"),  # a port with nothing listening
         (lambda: WebServer(200), "answered with something that is not JSON"),
-        (lambda: FakeOpenAI(faults=["bad_body"] * 8), "answered with something that is not JSON"),  # HTML as application/json
+        (
+            lambda: FakeOpenAI(faults=["bad_body"] * 8),
+            "answered with something that is not JSON",
+        ),  # HTML as application/json
         (lambda: WebServer(500), "answered HTTP 500 with a body that is not JSON"),
         (lambda: WebServer(501), "refused the request with HTTP 501 (the server does not implement chat completions"),
     ],
@@ -108,8 +113,15 @@ def test_a_wrong_endpoint_is_named_at_its_first_answer_without_retries(tmp_path,
 def test_a_gateway_error_page_at_the_start_is_retried(tmp_path):
     """A proxy answers 502 in HTML while the API behind it starts: that is not a wrong URL."""
     with FakeOpenAI(faults=["gateway", "gateway"]) as server:
-        config = GenerateConfig(base_url=server.base_url, model="gpt-4o-mini", preset="alpaca", tasks_per_request=5,
-                                num_instructions=5, concurrency=1, max_tokens=400)  # fmt: skip
+        config = GenerateConfig(
+            base_url=server.base_url,
+            model="gpt-4o-mini",
+            preset="alpaca",
+            tasks_per_request=5,
+            num_instructions=5,
+            concurrency=1,
+            max_tokens=400,
+        )
         result = generate(config, tmp_path, progress=False)
     assert result.stop_reason is StopReason.TARGET_REACHED
     first = next(e for e in ledger(tmp_path) if e["event"] == "response")
@@ -118,8 +130,15 @@ def test_a_gateway_error_page_at_the_start_is_retried(tmp_path):
 
 def test_failures_after_the_endpoint_has_answered_are_retried(tmp_path):
     with FakeOpenAI(faults=["ok", "bad_body", "bad_body"]) as server:
-        config = GenerateConfig(base_url=server.base_url, model="gpt-4o-mini", preset="alpaca", tasks_per_request=5,
-                                num_instructions=10, concurrency=1, max_tokens=400)  # fmt: skip
+        config = GenerateConfig(
+            base_url=server.base_url,
+            model="gpt-4o-mini",
+            preset="alpaca",
+            tasks_per_request=5,
+            num_instructions=10,
+            concurrency=1,
+            max_tokens=400,
+        )
         result = generate(config, tmp_path, progress=False)
     assert result.stop_reason is StopReason.TARGET_REACHED
     second = [e for e in ledger(tmp_path) if e["event"] == "response"][1]
@@ -141,15 +160,24 @@ def test_a_connection_refused_after_the_endpoint_has_answered_is_retried_and_nam
         finally:
             await client.close()
 
-    first, failed = asyncio.run(ask_twice(FakeOpenAI(extra_headers={"Connection": "close"}).__enter__()))  # none kept alive
+    first, failed = asyncio.run(
+        ask_twice(FakeOpenAI(extra_headers={"Connection": "close"}).__enter__())
+    )  # none kept alive
     assert first.attempts == 1
     assert failed.attempts == 3 and "Connect call failed" in str(failed)  # the cause, not "Connection error."
 
 
 def test_retries_and_429s_show_in_the_progress_bar_as_they_happen(tmp_path, capsys):
     with FakeOpenAI(faults=["429", "500"]) as server:
-        config = GenerateConfig(base_url=server.base_url, model="gpt-4o-mini", preset="alpaca", tasks_per_request=5,
-                                num_instructions=5, concurrency=1, max_tokens=400)  # fmt: skip
+        config = GenerateConfig(
+            base_url=server.base_url,
+            model="gpt-4o-mini",
+            preset="alpaca",
+            tasks_per_request=5,
+            num_instructions=5,
+            concurrency=1,
+            max_tokens=400,
+        )
         result = generate(config, tmp_path, progress=True)
     assert result.stop_reason is StopReason.TARGET_REACHED
     frames = capsys.readouterr().err.split("\r")

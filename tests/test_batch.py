@@ -26,8 +26,16 @@ PRICE = price_for("gpt-4o-mini")
 
 
 def config(server, **overrides) -> GenerateConfig:
-    settings = dict(base_url=server.base_url, model="gpt-4o-mini", preset="alpaca", tasks_per_request=5, num_instructions=60,
-                    batch=True, batch_poll_s=0.01, max_tokens=400)  # fmt: skip
+    settings = dict(
+        base_url=server.base_url,
+        model="gpt-4o-mini",
+        preset="alpaca",
+        tasks_per_request=5,
+        num_instructions=60,
+        batch=True,
+        batch_poll_s=0.01,
+        max_tokens=400,
+    )
     return GenerateConfig(**{**settings, **overrides})
 
 
@@ -36,7 +44,9 @@ def events(out, kind=None):
 
 
 def billed(server) -> float:
-    return sum(PRICE.cost(usage["prompt_tokens"], usage["completion_tokens"], batch=True) for _, _, usage in server.served)
+    return sum(
+        PRICE.cost(usage["prompt_tokens"], usage["completion_tokens"], batch=True) for _, _, usage in server.served
+    )
 
 
 def test_a_batch_run_reaches_its_target_at_the_batch_price(tmp_path):
@@ -49,8 +59,12 @@ def test_a_batch_run_reaches_its_target_at_the_batch_price(tmp_path):
     assert sizes[0] == 15 and sum(sizes) < 20 + 60 / 5 * 1.5
     responses = events(tmp_path, "response")
     assert len(responses) == len(server.served) and all(e["batch_id"].startswith("batch_") for e in responses)
-    assert result.cost["cost_usd"] == pytest.approx(billed(server), abs=1e-8)  # exactly half the standard price (cost.json: to 1e-8)
-    assert billed(server) == pytest.approx(sum(PRICE.cost(u["prompt_tokens"], u["completion_tokens"]) for _, _, u in server.served) / 2)
+    assert result.cost["cost_usd"] == pytest.approx(
+        billed(server), abs=1e-8
+    )  # exactly half the standard price (cost.json: to 1e-8)
+    assert billed(server) == pytest.approx(
+        sum(PRICE.cost(u["prompt_tokens"], u["completion_tokens"]) for _, _, u in server.served) / 2
+    )
     ended = events(tmp_path, "batch_ended")
     assert [e["status"] for e in ended] == ["completed"] * len(sizes)
 
@@ -60,7 +74,9 @@ def test_later_rounds_ask_for_what_the_yield_says_is_missing_with_a_small_margin
         result = generate(config(server, num_instructions=300), tmp_path, progress=False)
     # 20 requests (the most a first round asks) bring 100 records; 200 are missing: 40 requests, plus 10%
     assert [len(ids) for _, ids in server.uploads] == [20, 44]
-    assert result.accepted == 300 and result.stats["surplus"] == 20  # the 4 extra answers' records: kept, not in the data
+    assert (
+        result.accepted == 300 and result.stats["surplus"] == 20
+    )  # the 4 extra answers' records: kept, not in the data
 
 
 def test_failed_lines_and_an_expired_batch_are_asked_again_once(tmp_path):
@@ -90,15 +106,23 @@ def test_a_request_is_asked_in_at_most_three_batches(tmp_path):
 def test_the_cost_cap_holds_the_whole_batch_before_it_exists(tmp_path):
     cap = 0.03
     with FakeBatchAPI(FakeOpenAI(tasks_per_answer=5)) as server:
-        result = generate(config(server, num_instructions=100_000, max_cost=cap, max_tokens=2000), tmp_path, progress=False)
+        result = generate(
+            config(server, num_instructions=100_000, max_cost=cap, max_tokens=2000), tmp_path, progress=False
+        )
     assert result.stop_reason is StopReason.MAX_COST
     assert 0 < billed(server) <= cap and result.cost["cost_usd"] == pytest.approx(billed(server))
     requests = {e["request_id"]: e for e in events(tmp_path, "request")}
-    reserved = [sum(requests[rid]["reserved_usd"] for rid in batch["request_ids"]) for batch in events(tmp_path, "batch")]
+    reserved = [
+        sum(requests[rid]["reserved_usd"] for rid in batch["request_ids"]) for batch in events(tmp_path, "batch")
+    ]
     paid = 0.0
     for (_, ids), batch_reserve in zip(server.uploads, reserved):  # each round: what was paid + its worst case fit
         assert paid + batch_reserve <= cap
-        paid += sum(PRICE.cost(u["prompt_tokens"], u["completion_tokens"], batch=True) for rid, _, u in server.served if rid in ids)
+        paid += sum(
+            PRICE.cost(u["prompt_tokens"], u["completion_tokens"], batch=True)
+            for rid, _, u in server.served
+            if rid in ids
+        )
     # the cap cuts rounds, and the rounds it cuts keep a useful size: no trickle of tiny batches
     sizes = [len(ids) for _, ids in server.uploads]
     assert len(sizes) >= 3 and min(sizes) >= 20
@@ -107,9 +131,31 @@ def test_the_cost_cap_holds_the_whole_batch_before_it_exists(tmp_path):
 
 
 def command(server, out, *extra) -> list[str]:
-    return [sys.executable, "-m", "selfinstruct", "generate", "--out", str(out), "--base-url", server.base_url,
-            "--model", "gpt-4o-mini", "--preset", "alpaca", "--tasks-per-request", "5", "--num-instructions", "60",
-            "--batch", "--batch-poll", "0.05", "--max-tokens", "400", "--quiet", *extra]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "selfinstruct",
+        "generate",
+        "--out",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--model",
+        "gpt-4o-mini",
+        "--preset",
+        "alpaca",
+        "--tasks-per-request",
+        "5",
+        "--num-instructions",
+        "60",
+        "--batch",
+        "--batch-poll",
+        "0.05",
+        "--max-tokens",
+        "400",
+        "--quiet",
+        *extra,
+    ]
 
 
 def start_until_batch_created(server, out) -> subprocess.Popen:
@@ -149,7 +195,9 @@ def test_a_crash_between_creating_a_batch_and_recording_it_finds_the_batch(tmp_p
         process.kill()
         process.wait()
         ledger = tmp_path / "ledger.jsonl"
-        ledger.write_text("".join(line for line in ledger.read_text().splitlines(keepends=True) if '"batch_created"' not in line))
+        ledger.write_text(
+            "".join(line for line in ledger.read_text().splitlines(keepends=True) if '"batch_created"' not in line)
+        )
         server.polls = 1
         rerun = subprocess.run(command(server, tmp_path), capture_output=True, text=True, timeout=120)
         assert rerun.returncode == 0, rerun.stderr
@@ -165,7 +213,10 @@ def test_ctrl_c_leaves_the_batch_running_and_a_rerun_collects_it(tmp_path):
         process = start_until_batch_created(server, tmp_path)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=30)
-        assert process.returncode == 1 and "Batch batch_1 goes on at the provider; rerun the same command to collect it" in stderr
+        assert (
+            process.returncode == 1
+            and "Batch batch_1 goes on at the provider; rerun the same command to collect it" in stderr
+        )
         assert server.batches["batch_1"]["status"] != "cancelled"
         with pytest.raises(SettingError, match="batch batch_1 is still open at the provider"):
             generate(config(server, batch=False), tmp_path, progress=False)  # an online run would lose it
@@ -178,8 +229,15 @@ def test_answer_through_a_batch(tmp_path):
     source = tmp_path / "questions.jsonl"
     source.write_text("".join(json.dumps({"question": f"Name {i} rivers."}) + "\n" for i in range(7)))
     with FakeBatchAPI(FakeOpenAI(reasoning="deepseek")) as server:
-        config_ = AnswerConfig(source=str(source), base_url=server.base_url, model="deepseek-chat", samples=2, batch=True,
-                               batch_poll_s=0.01, max_tokens=300)  # fmt: skip
+        config_ = AnswerConfig(
+            source=str(source),
+            base_url=server.base_url,
+            model="deepseek-chat",
+            samples=2,
+            batch=True,
+            batch_poll_s=0.01,
+            max_tokens=300,
+        )
         result = answer(config_, tmp_path / "run", progress=False)
     assert result.stop_reason is StopReason.WORK_DONE and result.accepted == 14
     assert len(server.uploads) == 1 and len(server.uploads[0][1]) == 14  # no target: one round of everything
@@ -193,14 +251,27 @@ def test_the_batches_of_a_run_are_listed(tmp_path):
     assert result.exit_code == 0, result.output
     assert "b0001" in result.output and "batch_1" in result.output and "completed" in result.output
     rows = json.loads(CliRunner().invoke(main, ["batches", str(tmp_path), "--json"]).output)
-    assert sum(row["cost_usd"] for row in rows) == pytest.approx(billed(server), abs=1e-8 * len(rows))  # rounded to 1e-8 each
+    assert sum(row["cost_usd"] for row in rows) == pytest.approx(
+        billed(server), abs=1e-8 * len(rows)
+    )  # rounded to 1e-8 each
     assert rows[0]["requests"] == 15 and rows[0]["answered"] == 15
 
 
 def test_a_dry_run_with_batch_is_priced_at_the_batch_discount(tmp_path):
     def expected(*flags):
-        args = ["generate", "--out", str(tmp_path / "run"), "--base-url", "https://api.openai.com/v1", "--model", "gpt-4o-mini",
-                "-n", "52000", "--dry-run", *flags]  # fmt: skip
+        args = [
+            "generate",
+            "--out",
+            str(tmp_path / "run"),
+            "--base-url",
+            "https://api.openai.com/v1",
+            "--model",
+            "gpt-4o-mini",
+            "-n",
+            "52000",
+            "--dry-run",
+            *flags,
+        ]
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
         return float(re.search(r"expected cost: \$([\d.,]+)", result.output).group(1).replace(",", "")), result.output

@@ -23,7 +23,9 @@ def test_a_file_lookup_in_a_list_that_never_ends_stops_after_the_newest_files():
         api = BatchAPI(settings(server))
         file_id = api.upload("selfinstruct-run-b0001.jsonl", b'{"custom_id": "r000000"}\n')
         assert server.file_pages == MOST_PAGES  # the name was looked up among the newest files, and was not there
-        assert api.find_file("selfinstruct-run-b0001.jsonl") == file_id and server.file_pages == MOST_PAGES + 1  # the newest
+        assert (
+            api.find_file("selfinstruct-run-b0001.jsonl") == file_id and server.file_pages == MOST_PAGES + 1
+        )  # the newest
         started = time.monotonic()
         assert api.find_file("selfinstruct-run-b0002.jsonl") is None
         assert server.file_pages == 2 * MOST_PAGES + 1 and time.monotonic() - started < 10
@@ -39,7 +41,9 @@ def test_a_rerun_after_a_crash_before_the_upload_looks_through_a_bounded_list(tm
         process.wait()
         ledger = tmp_path / "ledger.jsonl"
         lines = ledger.read_text().splitlines(keepends=True)
-        ledger.write_text("".join(line for line in lines if '"batch_created"' not in line and '"batch_file"' not in line))
+        ledger.write_text(
+            "".join(line for line in lines if '"batch_created"' not in line and '"batch_file"' not in line)
+        )
         server.batches.clear()
         server.files.clear()
         first = server.uploads.pop()[1]

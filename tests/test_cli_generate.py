@@ -17,8 +17,21 @@ def run(*args, env=None):
 
 
 def api_args(server, out, *extra):
-    return ["generate", "--out", str(out), "--base-url", server.base_url, "--model", "gpt-4o-mini",
-            "--preset", "alpaca", "--tasks-per-request", "5", "--quiet", *extra]  # fmt: skip
+    return [
+        "generate",
+        "--out",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--model",
+        "gpt-4o-mini",
+        "--preset",
+        "alpaca",
+        "--tasks-per-request",
+        "5",
+        "--quiet",
+        *extra,
+    ]
 
 
 def test_generate_resume_and_refuse_other_settings(tmp_path):
@@ -51,7 +64,9 @@ def test_dry_run_prints_the_estimate_and_sends_nothing(tmp_path):
 
 def test_remote_endpoint_without_a_key_says_how_to_fix_it(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
-    result = run("generate", "--out", str(tmp_path), "--base-url", "https://api.deepseek.com/v1", "--model", "deepseek-chat")
+    result = run(
+        "generate", "--out", str(tmp_path), "--base-url", "https://api.deepseek.com/v1", "--model", "deepseek-chat"
+    )
     assert result.exit_code == 1
     assert "set the OPENAI_API_KEY environment variable" in result.output and "--api-key-env" in result.output
 

@@ -47,7 +47,9 @@ def test_the_table_matches_a_hand_made_ledger_to_the_cent(tmp_path):
     data = json.loads(cli("cost", run, "--json"))
     assert round(data["cost_usd"], 2) == SPENT_USD and round(data["unsettled_usd"], 2) == UNSETTLED_USD
     assert (data["requests"], data["responses"], data["failures"], data["unsettled_requests"]) == (6, 3, 1, 2)
-    assert data["prompt_tokens"] == sum(a[1] for a in ANSWERS) and data["completion_tokens"] == sum(a[3] for a in ANSWERS)
+    assert data["prompt_tokens"] == sum(a[1] for a in ANSWERS) and data["completion_tokens"] == sum(
+        a[3] for a in ANSWERS
+    )
     assert data["acceptance_rate"] == ACCEPTED / CANDIDATES
     assert [p["model"] for p in data["projections"]] == list(PRICES)
 

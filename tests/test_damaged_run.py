@@ -121,7 +121,10 @@ def test_an_old_ledger_without_settings_or_checkpoint_is_refused_with_a_way_that
         resume(tmp_path, teacher)
     message = refused.value.render(lambda field: f"--{field}")
     assert message.startswith(f"{tmp_path / 'config.json'}: not valid JSON")
-    assert "put back a copy of config.json" in message and "--overwrite to start over (the old ledger is kept aside" in message
+    assert (
+        "put back a copy of config.json" in message
+        and "--overwrite to start over (the old ledger is kept aside" in message
+    )
     assert len(teacher.calls) == 2
 
 
@@ -141,8 +144,24 @@ def test_overwrite_keeps_the_paid_answers_of_the_old_ledger_aside(tmp_path, caps
 
 def test_the_cli_resumes_a_run_whose_config_json_is_corrupt_without_asking_again(tmp_path):
     with FakeOpenAI(tasks_per_answer=5) as server:
-        cmd = ["generate", "--out", str(tmp_path), "--base-url", server.base_url, "--model", "gpt-4o-mini",
-               "--preset", "alpaca", "-n", "10", "--tasks-per-request", "5", "--concurrency", "1", "--quiet"]  # fmt: skip
+        cmd = [
+            "generate",
+            "--out",
+            str(tmp_path),
+            "--base-url",
+            server.base_url,
+            "--model",
+            "gpt-4o-mini",
+            "--preset",
+            "alpaca",
+            "-n",
+            "10",
+            "--tasks-per-request",
+            "5",
+            "--concurrency",
+            "1",
+            "--quiet",
+        ]
         assert CliRunner().invoke(main, cmd).exit_code == 0
         asked = len(server.calls)
         (tmp_path / "config.json").write_text('{"format_ver')  # the issue's corrupt file

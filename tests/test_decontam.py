@@ -37,7 +37,9 @@ def test_every_eval_prompt_contaminates_itself_and_the_seeds_are_clean(eval_file
     rule = Contaminated(benchmarks=(str(eval_file),))
     for task in eval_tasks():
         for instance in task["instances"]:
-            assert rule.check({"instruction": task["instruction"], "input": instance["input"], "output": ""}), task["id"]
+            assert rule.check({"instruction": task["instruction"], "input": instance["input"], "output": ""}), task[
+                "id"
+            ]
     from selfinstruct.records import read_records
 
     seeds = read_records(Path(__file__).resolve().parents[1] / "seeds" / "seed_tasks.jsonl")
@@ -48,7 +50,10 @@ def test_short_prompts_count_whole(tmp_path):
     bench = tmp_path / "bench.jsonl"
     bench.write_text(json.dumps({"prompt": "What is the capital of Burkina Faso?"}) + "\n")
     ngrams = BenchmarkNgrams.from_files([bench], n=13)
-    assert ngrams.find("Quick quiz. What is the capital of Burkina Faso? Answer in one word.") == "what is the capital of burkina faso"
+    assert (
+        ngrams.find("Quick quiz. What is the capital of Burkina Faso? Answer in one word.")
+        == "what is the capital of burkina faso"
+    )
     assert ngrams.find("What is the capital of France?") is None
 
 
@@ -62,7 +67,9 @@ def test_ngram_size_is_configurable(eval_file):
 def test_cleaner_adds_the_benchmarks_to_the_presets_rule(eval_file):
     cleaner = Cleaner(load_preset("default"), decontaminate=[str(eval_file)])
     task = eval_tasks()[5]
-    verdict = cleaner.check({"instruction": task["instruction"], "input": task["instances"][0]["input"], "output": "x"}, "a")
+    verdict = cleaner.check(
+        {"instruction": task["instruction"], "input": task["instances"][0]["input"], "output": "x"}, "a"
+    )
     assert verdict.rejection.rule == "contaminated"
     # the alpaca preset has no such rule: it is appended
     cleaner = Cleaner(load_preset("alpaca"), decontaminate=[str(eval_file)])

@@ -178,7 +178,11 @@ def test_batches_and_a_restored_index_decide_as_one_by_one():
 
     batched = DuplicateIndex(settings)
     half = len(texts) // 2
-    first = [d for start in range(0, half, 20) for d in batched.check_many([(str(i), texts[i]) for i in range(start, min(start + 20, half))])]
+    first = [
+        d
+        for start in range(0, half, 20)
+        for d in batched.check_many([(str(i), texts[i]) for i in range(start, min(start + 20, half))])
+    ]
     assert first == expected[:half]
 
     restored = DuplicateIndex(settings)
@@ -224,18 +228,28 @@ def test_semantic_paths_decide_alike():
     index = SemanticIndex(settings)
     index.add([(f"s{i}", seed) for i, seed in enumerate(seeds)])
     one_by_one = [index.check(str(i), text) for i, text in enumerate(texts)]
-    assert [d if d is None else Duplicate(d.reason, f"s{-1 - d.of}" if d.of < 0 else str(d.of)) for d in found] == one_by_one
+    assert [
+        d if d is None else Duplicate(d.reason, f"s{-1 - d.of}" if d.of < 0 else str(d.of)) for d in found
+    ] == one_by_one
     assert {d.reason for d in one_by_one if d} == {EXACT_DUPLICATE, NEAR_DUPLICATE}
 
     batched = SemanticIndex(settings)
     batched.add([(f"s{i}", seed) for i, seed in enumerate(seeds)])
     half = len(texts) // 2
-    assert [d for start in range(0, half, 20) for d in batched.check_many([(str(i), texts[i]) for i in range(start, min(start + 20, half))])] == one_by_one[:half]
+    assert [
+        d
+        for start in range(0, half, 20)
+        for d in batched.check_many([(str(i), texts[i]) for i in range(start, min(start + 20, half))])
+    ] == one_by_one[:half]
     restored = SemanticIndex(settings)
     restored.add([(f"s{i}", seed) for i, seed in enumerate(seeds)])
     restored.restore(
         [(str(i), texts[i]) for i in range(half) if one_by_one[i] is None],
-        [(str(i), texts[i]) for i in range(half) if one_by_one[i] is not None and one_by_one[i].reason == NEAR_DUPLICATE],
+        [
+            (str(i), texts[i])
+            for i in range(half)
+            if one_by_one[i] is not None and one_by_one[i].reason == NEAR_DUPLICATE
+        ],
     )
     assert restored.check_many([(str(i), texts[i]) for i in range(half, len(texts))]) == one_by_one[half:]
 
@@ -244,7 +258,10 @@ def test_semantic_method_from_a_preset_and_not_with_a_shared_index(tmp_path):
     (tmp_path / "semantic.toml").write_text('[dedup]\nmethod = "embedding"\ncosine_threshold = 0.9\n')
     preset = load_preset(str(tmp_path / "semantic.toml"))
     cleaner = Cleaner(preset)
-    first, second = ({"instruction": text, "input": "", "output": "ok"} for text in ("Give three tips for staying healthy.", "Give 3 tips to stay healthy."))
+    first, second = (
+        {"instruction": text, "input": "", "output": "ok"}
+        for text in ("Give three tips for staying healthy.", "Give 3 tips to stay healthy.")
+    )
     assert cleaner.check(first, "a").kept
     assert cleaner.check(second, "b").duplicate_of == "a"
     with pytest.raises(SettingError, match="method = 'embedding' keeps its index in memory"):

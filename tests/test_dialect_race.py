@@ -11,7 +11,9 @@ from selfinstruct.records import read_jsonl
 from selfinstruct.tasks.bootstrap import GenerateConfig, generate
 from selfinstruct.teacher.dialect import Ask, Dialect
 
-UNSUPPORTED_MAX_TOKENS = "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+UNSUPPORTED_MAX_TOKENS = (
+    "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+)
 
 
 class HeldRefusals(FakeOpenAI):
@@ -39,8 +41,15 @@ class HeldRefusals(FakeOpenAI):
 @pytest.mark.parametrize("concurrency", [4, 8])
 def test_every_request_refused_for_max_tokens_at_once_is_asked_again(tmp_path, concurrency):
     with HeldRefusals(concurrency) as server:
-        config = GenerateConfig(base_url=server.base_url, model="gpt-5-mini", preset="alpaca", tasks_per_request=5,
-                                num_instructions=20 * concurrency, concurrency=concurrency, max_tokens=2000)  # fmt: skip
+        config = GenerateConfig(
+            base_url=server.base_url,
+            model="gpt-5-mini",
+            preset="alpaca",
+            tasks_per_request=5,
+            num_instructions=20 * concurrency,
+            concurrency=concurrency,
+            max_tokens=2000,
+        )
         result = generate(config, tmp_path, progress=False)
     assert result.stop_reason is StopReason.TARGET_REACHED
     # all in flight were refused (their refusals are recorded as they are let go, so in any order

@@ -92,8 +92,9 @@ def _alive(pid: int) -> bool:
 def test_the_teacher_never_outlives_a_killed_generate(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "selfinstruct", "generate", "--out", str(tmp_path), "-n", "1000", "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 90
     while not (tmp_path / "ledger.jsonl").exists() or not _server_pids_of(process.pid):
         assert process.poll() is None and time.monotonic() < deadline
@@ -124,8 +125,10 @@ def test_teacher_serve_command_runs_standalone():
     port = EmbeddedTeacher().port  # a free port
     process = subprocess.Popen(
         [sys.executable, "-m", "selfinstruct", "teacher", "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0)
         deadline = time.monotonic() + 60

@@ -17,7 +17,15 @@ from selfinstruct.errors import SelfInstructError
 from selfinstruct.records import read_records
 
 ROOT = Path(__file__).resolve().parents[1]
-TRICKY = ["a  b", "  leading spaces", "tab\there", "lines\n\napart", "émoji 😀 ok", "code:\n    return x  # two  spaces", " "]
+TRICKY = [
+    "a  b",
+    "  leading spaces",
+    "tab\there",
+    "lines\n\napart",
+    "émoji 😀 ok",
+    "code:\n    return x  # two  spaces",
+    " ",
+]
 
 
 @pytest.fixture(scope="module")

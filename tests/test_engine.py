@@ -13,8 +13,15 @@ from selfinstruct.teacher.client import RequestFailed
 
 
 def config(**overrides) -> GenerateConfig:
-    settings = dict(base_url="http://127.0.0.1:9/v1", model="fake-teacher", preset="alpaca", tasks_per_request=5,
-                    num_instructions=10, concurrency=1, max_tokens=400)  # fmt: skip
+    settings = dict(
+        base_url="http://127.0.0.1:9/v1",
+        model="fake-teacher",
+        preset="alpaca",
+        tasks_per_request=5,
+        num_instructions=10,
+        concurrency=1,
+        max_tokens=400,
+    )
     return GenerateConfig(**{**settings, **overrides})
 
 
@@ -41,7 +48,9 @@ def test_a_run_of_failures_stops_the_run_and_a_success_resets_the_count(tmp_path
 
     # two failures, an answer, two failures, ...: never three in a row, so the run reaches its target
     answers = lambda request_id: failed(request_id) if int(request_id[1:]) % 3 < 2 else tasks_answer(5, request_id)  # noqa: E731
-    result = generate(config(num_instructions=15), tmp_path / "b", teacher=FakeTeacher(answers), progress=False, policy=policy)
+    result = generate(
+        config(num_instructions=15), tmp_path / "b", teacher=FakeTeacher(answers), progress=False, policy=policy
+    )
     assert result.stop_reason is StopReason.TARGET_REACHED and result.accepted == 15
     assert len(events(tmp_path / "b", "failure")) == 6
 
@@ -71,14 +80,19 @@ def test_the_end_of_a_run_pays_for_no_answer_it_does_not_need(tmp_path):
     assert result.stop_reason is StopReason.TARGET_REACHED
     assert len(teacher.calls) == 4  # the opening burst, sized from the target
     # slower teacher, one request at a time: exactly the 4 answers the target needs
-    result = generate(config(num_instructions=20), tmp_path / "one", teacher=FakeTeacher(lambda rid: tasks_answer(5, rid)),
-                      progress=False)  # fmt: skip
+    result = generate(
+        config(num_instructions=20),
+        tmp_path / "one",
+        teacher=FakeTeacher(lambda rid: tasks_answer(5, rid)),
+        progress=False,
+    )
     assert result.accepted == 20 and len(events(tmp_path / "one", "request")) == 4
 
 
 def test_the_throttle_lets_more_requests_go_when_answers_yield_less(tmp_path):
     """Two accepted per answer (3 of 5 rejected): 8 in flight would bring 16 < 20 missing, so
     the runner keeps the pipe full instead of waiting."""
+
     def answer(request_id):
         tasks = json.loads(tasks_answer(5, request_id))["tasks"]
         for t in tasks[2:]:
@@ -89,4 +103,3 @@ def test_the_throttle_lets_more_requests_go_when_answers_yield_less(tmp_path):
     result = generate(config(num_instructions=20, concurrency=8), tmp_path, teacher=teacher, progress=False)
     assert result.accepted >= 20 and len(teacher.calls) >= 10
     assert len(teacher.calls) <= 10 + 8  # and at most one burst more than needed
-

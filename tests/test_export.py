@@ -20,8 +20,11 @@ from selfinstruct.tasks.bootstrap import generate
 
 PROVENANCE = ("id", "request_id", "teacher_model", "created")
 # (format, destination file name); the openai format is JSONL only.
-CASES = [(fmt, name) for fmt in ("alpaca", "jsonl", "sharegpt", "messages")
-         for name in ("out.json", "out.jsonl", "out.parquet", "out_dir")] + [("openai", "out.jsonl")]  # fmt: skip
+CASES = [
+    (fmt, name)
+    for fmt in ("alpaca", "jsonl", "sharegpt", "messages")
+    for name in ("out.json", "out.jsonl", "out.parquet", "out_dir")
+] + [("openai", "out.jsonl")]
 
 
 @pytest.fixture
@@ -36,7 +39,9 @@ def export(src, **options):
 @pytest.mark.parametrize("fmt,name", CASES)
 def test_each_format_round_trips_through_the_loader(run, tmp_path, fmt, name):
     dest = tmp_path / "export" / name
-    result = export(run, format=fmt, to=dest, system_prompt="Answer briefly." if fmt in ("sharegpt", "messages") else None)
+    result = export(
+        run, format=fmt, to=dest, system_prompt="Answer briefly." if fmt in ("sharegpt", "messages") else None
+    )
 
     keeps = TEXT_FIELDS if fmt in ("alpaca", "openai") else TEXT_FIELDS + PROVENANCE
     expected = [{k: r[k] for k in keeps} for r in records()]
@@ -66,7 +71,9 @@ def test_chat_rows_have_the_shapes_their_consumers_expect(run, tmp_path):
         {"from": "gpt", "value": first["output"]},
     ]
     assert sharegpt["id"] == first["id"]
-    assert openai == {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": first["output"]}]}
+    assert openai == {
+        "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": first["output"]}]
+    }
 
 
 def test_datasets_directory_loads_with_load_from_disk_and_can_split(run, tmp_path):
@@ -95,15 +102,19 @@ def test_the_card_states_how_the_data_was_made(run, tmp_path):
     for fact in [
         "`gpt-4o-mini` served by api.example-llm.com:8443",  # teacher and provider host
         "terms of use of that model and of the provider",  # provenance note
-        "| new tasks asked for per request | `20` |", "| temperature | `1.0` |",  # settings
+        "| new tasks asked for per request | `20` |",
+        "| temperature | `1.0` |",  # settings
         "sha256 `" + "ab" * 32,  # seed set hash
-        "filter preset `default`", "saw 25 candidate records and kept 20 (80.0%)",
+        "filter preset `default`",
+        "saw 25 candidate records and kept 20 (80.0%)",
         *(f"| `{rule}` | {n} |" for rule, n in RULE_COUNTS.items()),  # counts per rule
         "Deduplication removed: 3 records, `near_duplicate` 3",
-        "| prompt tokens | 16,000,000 (4,400,000 cached) |", "| completion tokens | 8,000,000 |",
-        "$6.8700", "$0.7500",  # dollars spent and possibly billed
+        "| prompt tokens | 16,000,000 (4,400,000 cached) |",
+        "| completion tokens | 8,000,000 |",
+        "$6.8700",
+        "$0.7500",  # dollars spent and possibly billed
         "between 2026-11-20T10:00:00.000+00:00 and 2026-11-22T10:00:08.000+00:00",  # dates
-    ]:  # fmt: skip
+    ]:
         assert fact in text, fact
     assert SECRET not in text and "user:" not in text and "/v1" not in text
 
@@ -112,13 +123,21 @@ def test_a_filter_output_card_uses_its_stats_and_those_of_its_run(run, tmp_path)
     filtered = tmp_path / "filtered"
     filtered.mkdir()
     (filtered / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records()[:12]))
-    stats = {"input": str(run), "preset": "strict", "decontaminated_against": ["/data/user_oriented_instructions.jsonl"],
-             "seen": 20, "kept": 12, "rejected": {"exact_duplicate": 5, "refusal": 3}}  # as `selfinstruct filter` writes it
+    stats = {
+        "input": str(run),
+        "preset": "strict",
+        "decontaminated_against": ["/data/user_oriented_instructions.jsonl"],
+        "seen": 20,
+        "kept": 12,
+        "rejected": {"exact_duplicate": 5, "refusal": 3},
+    }  # as `selfinstruct filter` writes it
     (filtered / "stats.json").write_text(json.dumps(stats))
 
     export(filtered, to=tmp_path / "out.json")
     text = (tmp_path / "out.json.README.md").read_text()
-    assert "`selfinstruct filter` with preset `strict`, decontaminating against `user_oriented_instructions.jsonl`" in text
+    assert (
+        "`selfinstruct filter` with preset `strict`, decontaminating against `user_oriented_instructions.jsonl`" in text
+    )
     assert "saw 20 records and kept 12" in text
     assert "| `exact_duplicate` | 5 |" in text and "| `refusal` | 3 |" in text  # the filter's counts
     assert "| `near_duplicate` | 3 |" in text  # and the run's, found through the filter's `input`
@@ -138,7 +157,9 @@ def test_a_plain_file_gets_a_card_that_says_what_is_unknown(tmp_path):
     export(src, to=tmp_path / "out" / "data.parquet")
     text = (tmp_path / "out" / "data.parquet.README.md").read_text()
     assert "an unrecorded teacher model" in text and "Not recorded" in text and "--run-dir" in text
-    assert read_records(tmp_path / "out" / "data.parquet") == [{"instruction": "Name a color.", "input": "", "output": "Blue."}]
+    assert read_records(tmp_path / "out" / "data.parquet") == [
+        {"instruction": "Name a color.", "input": "", "output": "Blue."}
+    ]
 
 
 def test_the_api_key_never_reaches_any_output(tmp_path):
@@ -162,7 +183,10 @@ def test_the_cli_exports_and_reports(run, tmp_path):
     assert f"20 records as sharegpt: {tmp_path / 'x.jsonl'} (card: {tmp_path / 'x.jsonl.README.md'})" in result.output
 
     result = CliRunner().invoke(main, ["export", str(run), "--format", "openai", "--to", str(tmp_path / "x.parquet")])
-    assert result.exit_code == 1 and "Error: --format openai writes OpenAI's fine-tuning file, which is JSONL" in result.output
+    assert (
+        result.exit_code == 1
+        and "Error: --format openai writes OpenAI's fine-tuning file, which is JSONL" in result.output
+    )
 
 
 @pytest.mark.parametrize(
@@ -195,9 +219,15 @@ def test_a_foreign_card_file_or_folder_is_never_replaced(run, tmp_path):
 def test_chat_rows_that_are_not_one_instruction_are_refused_with_file_line_and_field(tmp_path):
     src = tmp_path / "chats.jsonl"
     user, assistant = {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}
-    src.write_text(json.dumps({"messages": [user, assistant]}) + "\n" + json.dumps({"messages": [user, assistant, user]}) + "\n")
-    with pytest.raises(SelfInstructError, match=r"chats.jsonl:2: field 'messages' must hold one user turn then one assistant"):
+    src.write_text(
+        json.dumps({"messages": [user, assistant]}) + "\n" + json.dumps({"messages": [user, assistant, user]}) + "\n"
+    )
+    with pytest.raises(
+        SelfInstructError, match=r"chats.jsonl:2: field 'messages' must hold one user turn then one assistant"
+    ):
         read_records(src)
     src.write_text(json.dumps({"conversations": [{"from": "robot", "value": "x"}]}) + "\n")
-    with pytest.raises(SelfInstructError, match=r"chats.jsonl:1: field 'conversations\[0\]' must be an object with 'from'"):
+    with pytest.raises(
+        SelfInstructError, match=r"chats.jsonl:1: field 'conversations\[0\]' must be an object with 'from'"
+    ):
         read_records(src)

@@ -40,8 +40,17 @@ def fields(record: dict) -> tuple:
 
 
 @pytest.mark.parametrize("mode", ["inline", "field", "drop"])
-@pytest.mark.parametrize("fmt, dest", [("jsonl", "out.jsonl"), ("alpaca", "out.json"), ("sharegpt", "out.jsonl"),
-                                        ("messages", "out.parquet"), ("messages", "data"), ("openai", "out.jsonl")])  # fmt: skip
+@pytest.mark.parametrize(
+    "fmt, dest",
+    [
+        ("jsonl", "out.jsonl"),
+        ("alpaca", "out.json"),
+        ("sharegpt", "out.jsonl"),
+        ("messages", "out.parquet"),
+        ("messages", "data"),
+        ("openai", "out.jsonl"),
+    ],
+)
 def test_every_mode_reads_back(tmp_path, source, mode, fmt, dest):
     if fmt == "openai" and mode == "field":
         with pytest.raises(SettingError, match="OpenAI's fine-tuning file has no field for it"):
@@ -66,12 +75,23 @@ def test_sft_trainer_prepares_the_inline_form(tmp_path, source):
     dataset = datasets.load_from_disk(str(tmp_path / "data"))
     texts = [inline(r.get("reasoning"), r["output"]) + " " + r["instruction"] + " " + r["input"] for r in traced()]
     model, tokenizer = tiny_student(texts)
-    args = trl.SFTConfig(output_dir=str(tmp_path / "trainer"), report_to=[], max_length=256,
-                         assistant_only_loss=True, use_cpu=True, bf16=False)  # fmt: skip
+    args = trl.SFTConfig(
+        output_dir=str(tmp_path / "trainer"),
+        report_to=[],
+        max_length=256,
+        assistant_only_loss=True,
+        use_cpu=True,
+        bf16=False,
+    )
     prepared = trl.SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer).train_dataset
     first, record = prepared[0], traced()[0]
-    learned = [t for t, label in zip(first["input_ids"], first["labels"]) if label != -100]  # the loss: trace and answer
-    assert tokenizer.decode(learned).split() == f"<think> {record['reasoning']} </think> {record['output']} <|im_end|>".split()
+    learned = [
+        t for t, label in zip(first["input_ids"], first["labels"]) if label != -100
+    ]  # the loss: trace and answer
+    assert (
+        tokenizer.decode(learned).split()
+        == f"<think> {record['reasoning']} </think> {record['output']} <|im_end|>".split()
+    )
 
 
 def test_the_student_learns_the_trace_then_the_answer():
@@ -88,7 +108,11 @@ def test_the_student_learns_the_trace_then_the_answer():
 def test_the_card_says_the_teacher_reasons(tmp_path, source):
     result = export_dataset(source, make_options(format="jsonl", to=tmp_path / "out.jsonl", reasoning="inline"))
     card = result.card.read_text()
-    assert "## Reasoning" in card and "The teacher is a reasoning model" in card and "inline at the start of each output" in card
+    assert (
+        "## Reasoning" in card
+        and "The teacher is a reasoning model" in card
+        and "inline at the start of each output" in card
+    )
     plain = tmp_path / "plain.jsonl"
     plain.write_text("".join(json.dumps(r) + "\n" for r in records(3)))
     assert "## Reasoning" not in export_dataset(plain, make_options(to=tmp_path / "p" / "out.jsonl")).card.read_text()

@@ -55,7 +55,10 @@ def test_an_existing_datasets_directory_is_replaced_only_with_overwrite(run, tmp
 def test_a_file_name_export_does_not_write_is_refused_and_no_folder_made(run, tmp_path, name):
     result = export(run, "--to", tmp_path / name)
     assert result.exit_code == 1
-    assert f"Error: --to {tmp_path / name}: export writes no {Path(name).suffix} files; name a .json, .jsonl or .parquet file" in result.output
+    assert (
+        f"Error: --to {tmp_path / name}: export writes no {Path(name).suffix} files; name a .json, .jsonl or .parquet file"
+        in result.output
+    )
     assert not (tmp_path / name).exists()
 
 

@@ -36,9 +36,14 @@ def tiny_student(texts: list[str]):
     )
     tokenizer.chat_template = CHAT_TEMPLATE
     config = transformers.LlamaConfig(
-        vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-    )  # fmt: skip
+        vocab_size=len(vocab),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+    )
     return transformers.LlamaForCausalLM(config), tokenizer
 
 
@@ -49,16 +54,25 @@ def test_sft_trainer_prepares_the_messages_export(tmp_path):
     texts = [r["instruction"] + " " + r["input"] + " " + r["output"] + " Be brief." for r in records()]
     model, tokenizer = tiny_student(texts)
 
-    args = trl.SFTConfig(output_dir=str(tmp_path / "trainer"), report_to=[], max_length=256,
-                         assistant_only_loss=True, use_cpu=True, bf16=False)  # fmt: skip
+    args = trl.SFTConfig(
+        output_dir=str(tmp_path / "trainer"),
+        report_to=[],
+        max_length=256,
+        assistant_only_loss=True,
+        use_cpu=True,
+        bf16=False,
+    )
     prepared = trl.SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer).train_dataset
 
     assert len(prepared) == len(records())
     first, record = prepared[0], records()[0]
-    assert tokenizer.decode(first["input_ids"]).split() == (
-        f"<|im_start|> system Be brief. <|im_end|> <|im_start|> user {record['instruction']} {record['input']} "
-        f"<|im_end|> <|im_start|> assistant {record['output']} <|im_end|>"
-    ).split()
+    assert (
+        tokenizer.decode(first["input_ids"]).split()
+        == (
+            f"<|im_start|> system Be brief. <|im_end|> <|im_start|> user {record['instruction']} {record['input']} "
+            f"<|im_end|> <|im_start|> assistant {record['output']} <|im_end|>"
+        ).split()
+    )
     # The loss falls on the answer only: trl masked the system and user turns.
     learned = [t for t, label in zip(first["input_ids"], first["labels"]) if label != -100]
     assert tokenizer.decode(learned).split() == f"{record['output']} <|im_end|>".split()

@@ -21,7 +21,16 @@ DEAD_URL = "http://127.0.0.1:9/v1"  # never reached: the run fails before it ask
 
 # command line for each command that writes, given (a run to read, where it writes)
 WRITERS = {
-    "generate": lambda run, dest: ["generate", "--base-url", DEAD_URL, "--model", "gpt-4o-mini", "--out", dest, "--quiet"],
+    "generate": lambda run, dest: [
+        "generate",
+        "--base-url",
+        DEAD_URL,
+        "--model",
+        "gpt-4o-mini",
+        "--out",
+        dest,
+        "--quiet",
+    ],
     "filter": lambda run, dest: ["filter", run, "--out", dest],
     "export": lambda run, dest: ["export", run, "--to", f"{dest}.jsonl"],
     "report": lambda run, dest: ["report", run, "--out", f"{dest}.html"],
@@ -78,8 +87,24 @@ def test_a_full_disk_while_drawing_the_cost_chart_names_the_chart(tmp_path):
 def test_a_full_disk_stops_generate_in_one_line_and_the_rerun_loses_nothing(tmp_path, monkeypatch):
     target = 40
     with FakeOpenAI(tasks_per_answer=5) as server:
-        cmd = ["generate", "--out", str(tmp_path), "--base-url", server.base_url, "--model", "gpt-4o-mini",
-               "--preset", "alpaca", "-n", str(target), "--tasks-per-request", "5", "--concurrency", "1", "--quiet"]  # fmt: skip
+        cmd = [
+            "generate",
+            "--out",
+            str(tmp_path),
+            "--base-url",
+            server.base_url,
+            "--model",
+            "gpt-4o-mini",
+            "--preset",
+            "alpaca",
+            "-n",
+            str(target),
+            "--tasks-per-request",
+            "5",
+            "--concurrency",
+            "1",
+            "--quiet",
+        ]
         real_fsync = os.fsync
         monkeypatch.setattr(os, "fsync", lambda fd: full_disk(fd) if len(server.completed) >= 2 else real_fsync(fd))
         line = one_line_error(CliRunner().invoke(main, cmd))

@@ -22,17 +22,47 @@ EVAL = USER_ORIENTED
 
 # Answers of the embedded teacher (SmolLM2-135M), as `generate` parsed them, plus copies.
 TEACHER_RECORDS = [
-    {"instruction": "How much to pay for an additional car?", "input": "$20.00, $40.00, $80.00,", "output": "2 dollars"},
-    {"instruction": "Use a regex to remove all non-alphanumeric characters from any string before removing them,", "input": "string_to_remove", "output": ""},
-    {"instruction": "In a room of any size you can fit anything.", "input": "", "output": "You should have everything under your bed."},
-    {"instruction": "What is the maximum number of people that can be seated in a double-decker bus using only one seat?", "input": "20,576", "output": ");[{"},
-    {"instruction": "What are the main pros and cons of renting a home versus buying one?", "input": "<noinput>", "output": "I am not allowed to provide any detailed data or information on this task; I have only written 3 items in total."},
+    {
+        "instruction": "How much to pay for an additional car?",
+        "input": "$20.00, $40.00, $80.00,",
+        "output": "2 dollars",
+    },
+    {
+        "instruction": "Use a regex to remove all non-alphanumeric characters from any string before removing them,",
+        "input": "string_to_remove",
+        "output": "",
+    },
+    {
+        "instruction": "In a room of any size you can fit anything.",
+        "input": "",
+        "output": "You should have everything under your bed.",
+    },
+    {
+        "instruction": "What is the maximum number of people that can be seated in a double-decker bus using only one seat?",
+        "input": "20,576",
+        "output": ");[{",
+    },
+    {
+        "instruction": "What are the main pros and cons of renting a home versus buying one?",
+        "input": "<noinput>",
+        "output": "I am not allowed to provide any detailed data or information on this task; I have only written 3 items in total.",
+    },
     {"instruction": "What is the world's largest continent?", "input": "Africa", "output": "South Africa"},
     {"instruction": "What is the world's largest continent?", "input": "", "output": "Asia"},
     {"instruction": "What is the world's biggest continent?", "input": "N/A", "output": "Asia is."},
     {"instruction": "Is there anything on the other side of the world?", "input": "The United States", "output": "USA"},
-]  # fmt: skip
-EXPECTED_REASONS = ["truncated", "empty_output", "not_a_task", "empty_output", "teacher_artefact", None, "exact_duplicate", "near_duplicate", None]
+]
+EXPECTED_REASONS = [
+    "truncated",
+    "empty_output",
+    "not_a_task",
+    "empty_output",
+    "teacher_artefact",
+    None,
+    "exact_duplicate",
+    "near_duplicate",
+    None,
+]
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -96,9 +126,14 @@ def test_alpaca_preset_keeps_what_only_the_new_rules_reject(tmp_path):
 
 def test_decontaminate_option(tmp_path):
     task = json.loads(EVAL.read_text().splitlines()[10])
-    rows = [*TEACHER_RECORDS, {"instruction": task["instruction"], "input": task["instances"][0]["input"], "output": "A fine answer."}]
+    rows = [
+        *TEACHER_RECORDS,
+        {"instruction": task["instruction"], "input": task["instances"][0]["input"], "output": "A fine answer."},
+    ]
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["filter", str(write_jsonl(tmp_path / "in.jsonl", rows)), "--out", str(out), "--decontaminate", str(EVAL)])
+    result = CliRunner().invoke(
+        main, ["filter", str(write_jsonl(tmp_path / "in.jsonl", rows)), "--out", str(out), "--decontaminate", str(EVAL)]
+    )
     assert result.exit_code == 0, result.output
     stats = json.loads((out / "stats.json").read_text())
     assert stats["rejected"]["contaminated"] == 1
@@ -136,7 +171,9 @@ def test_whole_dataset_and_one_by_one_agree():
     bulk = Cleaner(load_preset("default"), reference=seeds).check_all(rows, keys)
     one = Cleaner(load_preset("default"), reference=seeds)
     incremental = [one.check(r, k) for r, k in zip(rows, keys)]
-    assert [(v.rejection, v.duplicate_of, v.record) for v in bulk] == [(v.rejection, v.duplicate_of, v.record) for v in incremental]
+    assert [(v.rejection, v.duplicate_of, v.record) for v in bulk] == [
+        (v.rejection, v.duplicate_of, v.record) for v in incremental
+    ]
 
 
 def test_bootstrap_loop_applies_the_preset(tmp_path):

@@ -56,7 +56,12 @@ def test_filter_and_answer_read_a_prompt_file_alike(tmp_path):
 
 def test_a_prompt_without_a_completion_is_for_answer_not_filter(tmp_path):
     src = tmp_path / "questions.jsonl"
-    src.write_text(json.dumps({"prompt": "What is 2 + 2?", "completion": "4"}) + "\n" + json.dumps({"question": "What is 3 + 3?"}) + "\n")
+    src.write_text(
+        json.dumps({"prompt": "What is 2 + 2?", "completion": "4"})
+        + "\n"
+        + json.dumps({"question": "What is 3 + 3?"})
+        + "\n"
+    )
     result = filter_cli(src, tmp_path / "clean")
     assert result.exit_code == 1
     assert f"Error: {src}:2: not an instruction record (keys: question)" in result.output
@@ -102,7 +107,9 @@ def test_filter_respects_the_lock_of_a_directory_in_use(tmp_path):
     out = tmp_path / "starting-run"
     src = tmp_path / "in.jsonl"
     src.write_text(json.dumps({"instruction": "Name a prime number.", "input": "", "output": "Seven."}) + "\n")
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline() == "locked\n"
         result = filter_cli(src, out)

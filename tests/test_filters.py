@@ -54,7 +54,9 @@ def test_alpaca_rules_are_alpacas():
     assert rejects("blacklist", record("Give a brief summary of the movie's plot.")) == "contains 'plot'"
     assert rejects("blacklist", record("Describe the mapping between keys and values.")) is None  # whole words only
     assert rejects("write_a_program", record("Write a program that prints hello.")) is not None
-    assert rejects("leading_punctuation", record("*Use a Python function to find the largest digit,")) is not None  # smollm2
+    assert (
+        rejects("leading_punctuation", record("*Use a Python function to find the largest digit,")) is not None
+    )  # smollm2
     assert rejects("non_ascii_start", record("¿Cómo estás hoy, amigo?")) is not None
 
 
@@ -92,15 +94,30 @@ def test_output_copies_input():
 
 def test_truncated():
     # smollm2
-    assert rejects("truncated", record("Implement a function to count the number of digits in a given integer,")) == "instruction ends with ','"
-    assert rejects("truncated", record("How much to pay for an additional car?", "$20.00, $40.00, $80.00,", "2 dollars")) == "input ends with ','"
+    assert (
+        rejects("truncated", record("Implement a function to count the number of digits in a given integer,"))
+        == "instruction ends with ','"
+    )
+    assert (
+        rejects("truncated", record("How much to pay for an additional car?", "$20.00, $40.00, $80.00,", "2 dollars"))
+        == "input ends with ','"
+    )
     json_debris = record("Show how to parse JSON string in python using json_decode()'},{", "List of examples", "[]")
     assert rejects("truncated", json_debris) == "instruction ends with '{'"
     listing = "This is a list with all the items listed, followed by their type: item1, and each item's category: item2. Then there are additional items to this point:"
-    assert rejects("truncated", record("Make a list of every thing that has been described.", "", listing)) == "output ends with ':'"
+    assert (
+        rejects("truncated", record("Make a list of every thing that has been described.", "", listing))
+        == "output ends with ':'"
+    )
     # human-written endings that are fine
-    assert rejects("truncated", record("Translate the article.", "Le dentiste.\nTranslate to French:", "Le dentiste.")) is None
-    assert rejects("truncated", record("Write an email inviting friends.", "", "Hi all,\nLooking forward to seeing you,")) is None
+    assert (
+        rejects("truncated", record("Translate the article.", "Le dentiste.\nTranslate to French:", "Le dentiste."))
+        is None
+    )
+    assert (
+        rejects("truncated", record("Write an email inviting friends.", "", "Hi all,\nLooking forward to seeing you,"))
+        is None
+    )
     assert rejects("truncated", record("Write a SQL query.", "", "SELECT * FROM t;")) is None
 
 
@@ -112,7 +129,9 @@ def test_truncated_at_the_output_limit():
 
 
 def test_merged_tasks():
-    merged = record(output="Paris.\n\n###\n2. Instruction: Name the capital of Spain.\n2. Input:\n<noinput>\n2. Output:\nMadrid.")
+    merged = record(
+        output="Paris.\n\n###\n2. Instruction: Name the capital of Spain.\n2. Input:\n<noinput>\n2. Output:\nMadrid."
+    )
     assert rejects("merged_tasks", merged) == "output contains '2. Instruction:'"
     assert rejects("merged_tasks", record(output="Steps:\n1. Preheat the oven.\n2. Mix the flour.")) is None
 
@@ -165,7 +184,9 @@ def test_phrase_file_beside_a_users_preset(tmp_path):
 
 def test_missing_phrase_file_names_preset_and_setting(tmp_path):
     (tmp_path / "bad.toml").write_text('[rules.teacher_artefact]\nphrases_file = "nope.txt"\n')
-    with pytest.raises(SelfInstructError, match=r"bad\.toml: rules\.teacher_artefact\.phrases_file: .*nope\.txt not found"):
+    with pytest.raises(
+        SelfInstructError, match=r"bad\.toml: rules\.teacher_artefact\.phrases_file: .*nope\.txt not found"
+    ):
         load_preset(str(tmp_path / "bad.toml"))
 
 
@@ -299,9 +320,14 @@ def test_needs_web_keeps_tasks_whose_content_is_there():
             "Subject: Account suspended!\nYour PayPaI account has been locked. Verify your identity within 24 hours at http://paypai-secure-login.co or it will be closed.",
         ),
         # T0 (ag_news): the article comes first, the reference after it
-        record("Carlyle Looks Toward Commercial Aerospace (Reuters) Reuters - Private investment firm Carlyle Group has quietly placed its bets on another part of the market.\nWhat label best describes this news article?"),
+        record(
+            "Carlyle Looks Toward Commercial Aerospace (Reuters) Reuters - Private investment firm Carlyle Group has quietly placed its bets on another part of the market.\nWhat label best describes this news article?"
+        ),
         # user-oriented: the tweet is the input
-        record("Assess the sentiment of the given tweet and categorize it as Positive, Negative, or Neutral.", '"This is the best cheat-sheet paper that I\'ve found in a LONG time."'),
+        record(
+            "Assess the sentiment of the given tweet and categorize it as Positive, Negative, or Neutral.",
+            '"This is the best cheat-sheet paper that I\'ve found in a LONG time."',
+        ),
     ):
         assert rejects("needs_web", seen) is None, seen
 
@@ -322,22 +348,43 @@ def test_placeholder_rejects_unfilled_slots():
     ):
         assert rejects("placeholder", record("Write a short answer.", "", output)) is not None, output
     # smollm2: a slot left in the input
-    assert rejects("placeholder", record("Set your travel dates in 2 days.", "<time-in-days>", "setTravelDate(8)")) == "input has '<time-in-days>'"
+    assert (
+        rejects("placeholder", record("Set your travel dates in 2 days.", "<time-in-days>", "setTravelDate(8)"))
+        == "input has '<time-in-days>'"
+    )
 
 
 def test_placeholder_keeps_slots_that_were_asked_for_or_given():
     keeps = (
         record("Write an email template with placeholders for the name.", "", "Dear [Name],\n[Insert message here]"),
-        record("Fill in the blank with a word or phrase.", "The Houston Rockets are an American professional ___ team.", "basketball"),
-        record("Replace the <mask> token in the text with proper words.", "The <mask> sat on the mat.", "The <mask> is a cat."),
+        record(
+            "Fill in the blank with a word or phrase.",
+            "The Houston Rockets are an American professional ___ team.",
+            "basketball",
+        ),
+        record(
+            "Replace the <mask> token in the text with proper words.",
+            "The <mask> sat on the mat.",
+            "The <mask> is a cat.",
+        ),
         record("Write a Python function that greets a user.", "", 'def greet(name):\n    print(f"Hello {name}")'),
         record("Give a regular expression for lowercase words.", "", "[a-z]+"),
-        record("Link the entities to Wikipedia.", "[Naruto] is a manga.", "[Naruto](https://en.wikipedia.org/wiki/Naruto)"),
+        record(
+            "Link the entities to Wikipedia.", "[Naruto] is a manga.", "[Naruto](https://en.wikipedia.org/wiki/Naruto)"
+        ),
         record("Write a short to-do list for moving house.", "", "My todo list: pack, label, clean."),
         record("Convert the year 1987 into Roman numerals.", "", "MCMLXXXVII"),  # bundled seed
         # personal details the instruction did not give (self-instruct's own answers do this)
-        record("Write an email to attendees as a reminder that the event is coming up.", "", "Dear [name],\nSee you on [date and time] at [location].\nBest,\n[Your Name]"),
-        record("Write a recommendation letter given the student's achievement.", "GPA 3.8", "Dear Professor ____,\nI recommend Jane."),
+        record(
+            "Write an email to attendees as a reminder that the event is coming up.",
+            "",
+            "Dear [name],\nSee you on [date and time] at [location].\nBest,\n[Your Name]",
+        ),
+        record(
+            "Write a recommendation letter given the student's achievement.",
+            "GPA 3.8",
+            "Dear Professor ____,\nI recommend Jane.",
+        ),
     )
     for kept in keeps:
         assert rejects("placeholder", kept) is None, kept
@@ -345,6 +392,7 @@ def test_placeholder_keeps_slots_that_were_asked_for_or_given():
 
 
 # ---------------------------------------------------------------- off-topic output
+
 
 def task(path: Path, instruction_starts: str) -> dict:
     """The first record of a real task set whose instruction starts so."""
@@ -354,7 +402,10 @@ def task(path: Path, instruction_starts: str) -> dict:
 def test_off_topic_output_rejects_another_tasks_answer():
     # a teacher that lost track: each of these seeds with the answer of the next one
     seeds = ROOT / "seeds" / "seed_tasks.jsonl"
-    for asked, answered in (("Why does water boil", "What rule decides"), ("How does a rainbow form", "What is the placebo effect")):
+    for asked, answered in (
+        ("Why does water boil", "What rule decides"),
+        ("How does a rainbow form", "What is the placebo effect"),
+    ):
         moved = {**task(seeds, asked), "output": task(seeds, answered)["output"]}
         detail = rejects("off_topic_output", moved)
         assert detail is not None and detail.startswith("no shared word, cosine -"), asked
@@ -372,8 +423,15 @@ def test_off_topic_output_keeps_real_answers():
 
 def test_rules_decide_in_batches_as_one_by_one(good_records):
     rules = RuleSet(load_preset("default").rules)
-    moved = [{**r, "output": good_records[(i + 7) % len(good_records)]["output"]} for i, r in enumerate(good_records[:120])]
-    mixed = [*good_records[:120], *moved, record("In a room of any size you can fit anything."), record(input="<noinput>")]
+    moved = [
+        {**r, "output": good_records[(i + 7) % len(good_records)]["output"]} for i, r in enumerate(good_records[:120])
+    ]
+    mixed = [
+        *good_records[:120],
+        *moved,
+        record("In a room of any size you can fit anything."),
+        record(input="<noinput>"),
+    ]
     one_by_one = [rules.check(r) for r in mixed]
     assert rules.check_many(mixed) == one_by_one
     assert sum(c.rejection is not None and c.rejection.rule == "off_topic_output" for c in one_by_one) >= 10
@@ -417,9 +475,19 @@ def test_default_preset_keeps_the_human_written_tasks(human_sets):
 
 def test_shipped_presets():
     alpaca = load_preset("alpaca")
-    assert [r.name for r in alpaca.rules] == ["instruction_words", "blacklist", "write_a_program", "leading_punctuation", "non_ascii_start"]
+    assert [r.name for r in alpaca.rules] == [
+        "instruction_words",
+        "blacklist",
+        "write_a_program",
+        "leading_punctuation",
+        "non_ascii_start",
+    ]
     default = load_preset("default")
-    assert {r.name for r in default.rules} == set(RULES) - {"unverifiable", "wrong_answer", "low_score"}  # but what --verify and judge add
+    assert {r.name for r in default.rules} == set(RULES) - {
+        "unverifiable",
+        "wrong_answer",
+        "low_score",
+    }  # but what --verify and judge add
     assert default.dedup.fields == ("instruction",) and default.dedup.rouge_threshold == 0.7
 
 

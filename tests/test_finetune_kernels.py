@@ -33,8 +33,15 @@ def reference_kernel(q, k, v, cu_seq_lens, max_len, scaling):
 
 def tiny_llama(attention: str, kv_heads: int = 2) -> LlamaForCausalLM:
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=kv_heads, attn_implementation=attention)  # fmt: skip
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=kv_heads,
+        attn_implementation=attention,
+    )
     return LlamaForCausalLM(config).eval()
 
 
@@ -88,11 +95,15 @@ def test_liger_in_a_recipe_is_skipped_on_cpu(tmp_path, caplog):
 
 
 def test_checkpoint_every_n_layers_and_padding_free_reach_trl(tmp_path):
-    recipe = load_recipe("full-7b-80gb", {"gradient_checkpointing": True, "checkpoint_every_n_layers": 2, "packing": False})
+    recipe = load_recipe(
+        "full-7b-80gb", {"gradient_checkpointing": True, "checkpoint_every_n_layers": 2, "packing": False}
+    )
     args = sft_config(recipe, tmp_path, choose_precision(recipe), kernels.VARLEN)
     assert args.activation_checkpointing and args.activation_checkpointing_kwargs == {"every_n_layers": 2}
     assert args.padding_free  # unpacked batches are padding-free with a varlen kernel ...
-    plain = sft_config(recipe.model_copy(update={"checkpoint_every_n_layers": 1}), tmp_path, choose_precision(recipe), "sdpa")
+    plain = sft_config(
+        recipe.model_copy(update={"checkpoint_every_n_layers": 1}), tmp_path, choose_precision(recipe), "sdpa"
+    )
     assert not plain.padding_free and plain.activation_checkpointing_kwargs is None  # ... and padded with SDPA
 
 

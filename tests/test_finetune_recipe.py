@@ -51,14 +51,19 @@ def test_alpaca_response_is_the_output_then_eos():
 
 def test_every_shipped_recipe_validates():
     names = available_recipes()
-    assert {"lora-7b-24gb", "qlora-7b-16gb", "alpaca-full-fsdp", "lora-7b-48gb", "lora-7b-80gb", "full-7b-80gb"} <= set(names)
+    assert {"lora-7b-24gb", "qlora-7b-16gb", "alpaca-full-fsdp", "lora-7b-48gb", "lora-7b-80gb", "full-7b-80gb"} <= set(
+        names
+    )
     methods = {name: load_recipe(name).method for name in names}
     assert methods["lora-7b-24gb"] == "lora" and methods["qlora-7b-16gb"] == "qlora"
 
 
 def test_single_gpu_recipes_carry_the_settings_measured_fastest():
     # benchmarks/RESULTS.md, "Fine-tune": measured on an H100, 2026-11-22
-    recipes = {name: load_recipe(name) for name in ("lora-7b-24gb", "lora-7b-48gb", "lora-7b-80gb", "qlora-7b-16gb", "full-7b-80gb")}
+    recipes = {
+        name: load_recipe(name)
+        for name in ("lora-7b-24gb", "lora-7b-48gb", "lora-7b-80gb", "qlora-7b-16gb", "full-7b-80gb")
+    }
     assert all(r.liger_kernel and r.attention == "auto" and r.packing for r in recipes.values())
     assert [name for name, r in recipes.items() if r.gradient_checkpointing] == ["lora-7b-24gb", "qlora-7b-16gb"]
     rows = {name: r.per_device_batch_size for name, r in recipes.items()}
@@ -122,7 +127,9 @@ def test_recipe_errors_name_the_file_and_field(tmp_path, text, message):
 
 
 def test_bad_override_says_it_came_from_the_command_line():
-    with pytest.raises(SelfInstructError, match=r"lora-7b-24gb.toml: field 'learning_rate' \(set on the command line\)"):
+    with pytest.raises(
+        SelfInstructError, match=r"lora-7b-24gb.toml: field 'learning_rate' \(set on the command line\)"
+    ):
         load_recipe("lora-7b-24gb", {"learning_rate": -1.0})
 
 
@@ -142,14 +149,18 @@ def test_cli_reports_a_recipe_error_in_one_line(tmp_path):
     data = tmp_path / "data.jsonl"
     data.write_text('{"instruction": "Say hi.", "input": "", "output": "Hi"}\n')
     (tmp_path / "bad.toml").write_text("epochs = 0\n")
-    result = _invoke("--data", str(data), "--model", "m", "--out", str(tmp_path / "o"), "--recipe", str(tmp_path / "bad.toml"))
+    result = _invoke(
+        "--data", str(data), "--model", "m", "--out", str(tmp_path / "o"), "--recipe", str(tmp_path / "bad.toml")
+    )
     assert result.exit_code == 1
     assert f"Error: {tmp_path / 'bad.toml'}: field 'epochs': Input should be greater than 0" in result.output
 
 
 def test_cli_names_the_pip_command_when_the_train_extra_is_missing(tmp_path, monkeypatch):
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "trl" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "trl" else real_find_spec(name, *a)
+    )
     data = tmp_path / "data.jsonl"
     data.write_text('{"instruction": "Say hi.", "input": "", "output": "Hi"}\n')
     result = _invoke("--data", str(data), "--model", "smollm2-135m", "--out", str(tmp_path / "o"))

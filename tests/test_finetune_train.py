@@ -138,12 +138,24 @@ def test_examples_longer_than_max_length_are_cut_or_dropped(tokenizer):
 @pytest.mark.parametrize("packing", [True, False])
 def test_batches_reaching_the_model_have_labels_minus_100_exactly_on_prompts(tokenizer, tmp_path, packing):
     examples, _ = encode(RECORDS, tokenizer, "alpaca", max_length=128)
-    recipe = load_recipe(None, {"packing": packing, "per_device_batch_size": 4, "global_batch_size": 4, "max_length": 128})
-    tiny = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                                        num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2))  # fmt: skip
+    recipe = load_recipe(
+        None, {"packing": packing, "per_device_batch_size": 4, "global_batch_size": 4, "max_length": 128}
+    )
+    tiny = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+        )
+    )
     trainer = build_trainer(tiny, tokenizer, examples, recipe, tmp_path, choose_precision(recipe), "sdpa")
-    expected = {tuple(e["input_ids"]): [t if m else -100 for t, m in zip(e["input_ids"], e["completion_mask"])]
-                for e in examples}  # fmt: skip
+    expected = {
+        tuple(e["input_ids"]): [t if m else -100 for t, m in zip(e["input_ids"], e["completion_mask"])]
+        for e in examples
+    }
     seen = 0
     for batch in trainer.get_train_dataloader():
         if packing:  # one flat row; each example starts where position_ids restart at 0
@@ -151,8 +163,10 @@ def test_batches_reaching_the_model_have_labels_minus_100_exactly_on_prompts(tok
             starts = (pos == 0).nonzero().flatten().tolist() + [len(ids)]
             pieces = [(ids[a:b], labels[a:b]) for a, b in itertools.pairwise(starts)]
         else:  # padded rows
-            pieces = [(row[mask.bool()].tolist(), lab[mask.bool()].tolist())
-                      for row, lab, mask in zip(batch["input_ids"], batch["labels"], batch["attention_mask"])]  # fmt: skip
+            pieces = [
+                (row[mask.bool()].tolist(), lab[mask.bool()].tolist())
+                for row, lab, mask in zip(batch["input_ids"], batch["labels"], batch["attention_mask"])
+            ]
             assert (batch["labels"][batch["attention_mask"] == 0] == -100).all()
         for ids, labels in pieces:
             assert labels == expected[tuple(ids)]
@@ -206,8 +220,22 @@ def test_run_writes_tokenizer_card_and_recipe(trained, data):
 
 def test_cli_trains_and_merges(data, base_dir, tmp_path):
     out = tmp_path / "student"
-    args = ["finetune", "--data", str(data / "data.jsonl"), "--model", str(base_dir), "--out", str(out),
-            "--recipe", str(data / "test.toml"), "--max-steps", "2", "--lora-r", "4", "--merge"]  # fmt: skip
+    args = [
+        "finetune",
+        "--data",
+        str(data / "data.jsonl"),
+        "--model",
+        str(base_dir),
+        "--out",
+        str(out),
+        "--recipe",
+        str(data / "test.toml"),
+        "--max-steps",
+        "2",
+        "--lora-r",
+        "4",
+        "--merge",
+    ]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "2 steps; loss " in result.output and f"merged model: {out / 'merged'}" in result.output

@@ -138,7 +138,9 @@ def test_cost_cap_holds_under_concurrency(tmp_path):
     spent = result.cost["cost_usd"]
     assert 0 < spent <= cap
     assert len(server.completed) == result.stats["responses"]  # nothing paid went unrecorded
-    assert spent == pytest.approx(sum(c.usage["prompt_tokens"] * 1.0 + c.usage["completion_tokens"] * 2.0 for c in server.completed) / 1e6)
+    assert spent == pytest.approx(
+        sum(c.usage["prompt_tokens"] * 1.0 + c.usage["completion_tokens"] * 2.0 for c in server.completed) / 1e6
+    )
 
     # A rerun with the same cap sends nothing: the money left is less than one worst case.
     with FakeOpenAI() as again:
@@ -149,11 +151,25 @@ def test_cost_cap_holds_under_concurrency(tmp_path):
 def test_unknown_model_with_a_cost_cap_needs_prices(tmp_path):
     """The library names the settings; the command line names the flags that set them."""
     with FakeOpenAI() as server:
-        with pytest.raises(SettingError, match="so 'max_cost' cannot be enforced: set 'price_in' and 'price_out'") as error:
+        with pytest.raises(
+            SettingError, match="so 'max_cost' cannot be enforced: set 'price_in' and 'price_out'"
+        ) as error:
             generate(config(server, model="my-local-model", max_cost=1.0), tmp_path, progress=False)
         assert error.value.fields == ("max_cost", "price_in", "price_out")
-        result = CliRunner().invoke(main, ["generate", "--out", str(tmp_path / "cli"), "--base-url", server.base_url,
-                                           "--model", "my-local-model", "--max-cost", "1"])  # fmt: skip
+        result = CliRunner().invoke(
+            main,
+            [
+                "generate",
+                "--out",
+                str(tmp_path / "cli"),
+                "--base-url",
+                server.base_url,
+                "--model",
+                "my-local-model",
+                "--max-cost",
+                "1",
+            ],
+        )
     assert result.exit_code == 1
     assert "so --max-cost cannot be enforced: set --price-in and --price-out (USD per 1M tokens)" in result.output
     assert server.calls == [] and not (tmp_path / "cli").exists()

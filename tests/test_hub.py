@@ -55,13 +55,19 @@ def test_push_creates_a_private_repo_with_the_card_and_the_data(hub, run, tmp_pa
     assert repo.private is True
     assert sorted(repo.files) == ["README.md", "data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet"]
     assert set(repo.lfs) == {"data/test-00000-of-00001.parquet", "data/train-00000-of-00001.parquet"}
-    assert [c["summary"] for c in repo.commits] == ["Dataset card (selfinstruct export)", "Upload dataset (selfinstruct export)"]
+    assert [c["summary"] for c in repo.commits] == [
+        "Dataset card (selfinstruct export)",
+        "Upload dataset (selfinstruct export)",
+    ]
 
     readme = repo.files["README.md"].decode()
     card = DatasetCard(readme)
     assert card.data.license == "other" and "selfinstruct" in card.data.tags
     assert card.data.configs == [
-        {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}, {"split": "test", "path": "data/test-*"}]}
+        {
+            "config_name": "default",
+            "data_files": [{"split": "train", "path": "data/train-*"}, {"split": "test", "path": "data/test-*"}],
+        }
     ]
     assert MARKER in readme and "api.example-llm.com:8443" in readme and "$6.8700" in readme
     assert "train 15, test 5" in readme and 'load_dataset("alice/instructions")' in readme

@@ -28,8 +28,17 @@ SCORES = [5, 4.5, 4, 3.5, 2, 0]
 
 
 def sums(n: int) -> list[dict]:
-    return [{"id": f"s{i}", "instruction": f"What is {i} plus {i}?", "input": "", "output": f"{2 * i}",
-             "teacher_model": "generator-7b", "created": "2026-11-20T10:00:00.000+00:00"} for i in range(n)]  # fmt: skip
+    return [
+        {
+            "id": f"s{i}",
+            "instruction": f"What is {i} plus {i}?",
+            "input": "",
+            "output": f"{2 * i}",
+            "teacher_model": "generator-7b",
+            "created": "2026-11-20T10:00:00.000+00:00",
+        }
+        for i in range(n)
+    ]
 
 
 def write_jsonl(path, rows):
@@ -135,18 +144,27 @@ def test_scores_and_rationales_land_in_the_records_and_the_threshold_keeps_the_b
         result = judge(config(source, server, response_format=response_format), tmp_path / "run", progress=False)
     assert result.stop_reason is StopReason.WORK_DONE
     kept, rejected = read(tmp_path / "run" / "data.jsonl"), read(tmp_path / "run" / "rejected.jsonl")
-    assert sorted(r["id"] for r in kept) == sorted(f"s{i}" for i in range(12) if SCORES[i % 6] >= 4.5)  # 4.5 itself is kept
+    assert sorted(r["id"] for r in kept) == sorted(
+        f"s{i}" for i in range(12) if SCORES[i % 6] >= 4.5
+    )  # 4.5 itself is kept
     assert result.accepted == len(kept) == 4
     for record in kept + rejected:
         i = int(record["id"][1:])
-        assert record["score"] == SCORES[i % 6] and record["rationale"] == f"Record {i} is {'right' if SCORES[i % 6] >= 4.5 else 'off'}."
+        assert (
+            record["score"] == SCORES[i % 6]
+            and record["rationale"] == f"Record {i} is {'right' if SCORES[i % 6] >= 4.5 else 'off'}."
+        )
         assert record["judge_model"] == "judge-model" and re.fullmatch(r"r\d{6}", record["judge_request_id"])
         assert {k: record[k] for k in sums(1)[0]} == sums(12)[i]  # the source's own fields, untouched
     assert {r["reason"] for r in rejected} == {"low_score"} and len(rejected) == 8
     assert {r["detail"] for r in rejected} == {"score 4 < 4.5", "score 3.5 < 4.5", "score 2 < 4.5", "score 0 < 4.5"}
     stats = json.loads((tmp_path / "run" / "stats.json").read_text())
-    assert stats["judge"] == {"threshold": 4.5, "scored": 12, "kept": 4,
-                              "histogram": {"5": 2, "4.5": 2, "4": 2, "3.5": 2, "2": 2, "0": 2}}  # fmt: skip
+    assert stats["judge"] == {
+        "threshold": 4.5,
+        "scored": 12,
+        "kept": 4,
+        "histogram": {"5": 2, "4.5": 2, "4": 2, "3.5": 2, "2": 2, "0": 2},
+    }
     assert stats["task"] == "judge" and stats["items"] == stats["answered_items"] == 12 and stats["unparseable"] == 0
     assert all(b["temperature"] == 0 for b in server.bodies)  # a judge says the same thing twice
     formats = {(b.get("response_format") or {}).get("type") for b in server.bodies}
@@ -155,7 +173,9 @@ def test_scores_and_rationales_land_in_the_records_and_the_threshold_keeps_the_b
 
 def test_a_judge_through_a_batch_keeps_the_same_records_at_half_price(tmp_path, source):
     with FakeBatchAPI(FakeOpenAI(rate=rate)) as server:
-        result = judge(config(source, server, model="gpt-4o-mini", batch=True, batch_poll_s=0.01), tmp_path / "run", progress=False)
+        result = judge(
+            config(source, server, model="gpt-4o-mini", batch=True, batch_poll_s=0.01), tmp_path / "run", progress=False
+        )
     assert result.stop_reason is StopReason.WORK_DONE and result.accepted == 4
     assert len(server.uploads) == 1 and len(server.uploads[0][1]) == 12  # every record in one batch
     kept = read(tmp_path / "run" / "data.jsonl")
@@ -224,14 +244,24 @@ def test_a_judge_that_rates_everything_low_is_not_stopped_but_one_that_babbles_i
     """A low score is a finding: only answers without a rating count towards the barren streak.
     The in-process teacher answers by request id."""
     low = FakeTeacher(lambda _: json.dumps({"score": 1, "rationale": "Wrong."}))
-    result = judge(JudgeConfig(source=str(source), base_url="http://127.0.0.1:9/v1", model="judge-model", concurrency=1),
-                   tmp_path / "low", teacher=low, progress=False, policy=StopPolicy(max_barren_streak=3))  # fmt: skip
+    result = judge(
+        JudgeConfig(source=str(source), base_url="http://127.0.0.1:9/v1", model="judge-model", concurrency=1),
+        tmp_path / "low",
+        teacher=low,
+        progress=False,
+        policy=StopPolicy(max_barren_streak=3),
+    )
     assert result.stop_reason is StopReason.WORK_DONE and result.accepted == 0 and len(low.calls) == 12
 
     babble = FakeTeacher(lambda _: "I think this is a fine answer overall.")
     with pytest.raises(JobStopped, match="the last 3 answers") as stopped:
-        judge(JudgeConfig(source=str(source), base_url="http://127.0.0.1:9/v1", model="judge-model", concurrency=1),
-              tmp_path / "babble", teacher=babble, progress=False, policy=StopPolicy(max_barren_streak=3))  # fmt: skip
+        judge(
+            JudgeConfig(source=str(source), base_url="http://127.0.0.1:9/v1", model="judge-model", concurrency=1),
+            tmp_path / "babble",
+            teacher=babble,
+            progress=False,
+            policy=StopPolicy(max_barren_streak=3),
+        )
     assert stopped.value.reason is StopReason.BARREN_STREAK and len(babble.calls) == 3
 
 
@@ -261,7 +291,9 @@ def test_filter_min_score_re_selects_without_asking(tmp_path, judged, min_score,
     kept = read(out / "data.jsonl")
     assert sorted(r["score"] for r in kept) == sorted(s for s in SCORES * 2 if s >= min_score)
     assert all("reason" not in r and "detail" not in r for r in kept)
-    assert [r["judge_request_id"] for r in kept] == sorted(r["judge_request_id"] for r in kept)  # the order they were asked in
+    assert [r["judge_request_id"] for r in kept] == sorted(
+        r["judge_request_id"] for r in kept
+    )  # the order they were asked in
     stats = json.loads((out / "stats.json").read_text())
     assert stats["min_score"] == min_score and stats["preset"] == "judge" and stats["seen"] == 12
 
@@ -273,7 +305,9 @@ def test_filter_min_score_takes_any_scored_dataset_and_refuses_unscored_ones(tmp
 
     result = CliRunner().invoke(main, ["filter", str(source), "--min-score", "4", "--out", str(tmp_path / "x")])
     assert result.exit_code != 0
-    assert f"{source}: 12 of 12 records have no score from 0 to 5 (record 0 (id 's0'): 'no score field')" in result.output
+    assert (
+        f"{source}: 12 of 12 records have no score from 0 to 5 (record 0 (id 's0'): 'no score field')" in result.output
+    )
     assert "--min-score selects records rated by `selfinstruct judge`" in result.output
     result = CliRunner().invoke(main, ["filter", str(judged), "--min-score", "6", "--out", str(tmp_path / "x")])
     assert result.exit_code != 0 and "--min-score 6: a judge's scores run from 0 to 5" in result.output
@@ -282,24 +316,39 @@ def test_filter_min_score_takes_any_scored_dataset_and_refuses_unscored_ones(tmp
 def test_the_card_shows_the_generation_the_judge_and_the_score_distribution(tmp_path):
     """generate run -> judge -> filter --min-score -> export: the card follows the chain back."""
     run = write_run(tmp_path / "run")  # 20 records by gpt-4o-mini at api.example-llm.com (fake_run)
-    with FakeOpenAI(rate=lambda prompt: (5 if int(re.search(r"note number (\d+)", prompt)[1]) % 4 == 0 else 3, "Fine.")) as server:
-        judge(JudgeConfig(source=str(run), base_url=server.base_url, model="judge-model"), tmp_path / "judged", progress=False)
+    with FakeOpenAI(
+        rate=lambda prompt: (5 if int(re.search(r"note number (\d+)", prompt)[1]) % 4 == 0 else 3, "Fine.")
+    ) as server:
+        judge(
+            JudgeConfig(source=str(run), base_url=server.base_url, model="judge-model"),
+            tmp_path / "judged",
+            progress=False,
+        )
 
     export_dataset(tmp_path / "judged", make_options(to=tmp_path / "export" / "data.jsonl"))
     text = (tmp_path / "export" / "data.jsonl.README.md").read_text()
     for fact in [
-        ("Teacher: `gpt-4o-mini`. Each record was rated 0-5 by `judge-model` (the AlpaGasus method); only records "
-         "scored 4.5 or more were kept."),
+        (
+            "Teacher: `gpt-4o-mini`. Each record was rated 0-5 by `judge-model` (the AlpaGasus method); only records "
+            "scored 4.5 or more were kept."
+        ),
         "This data was generated by `gpt-4o-mini` served by api.example-llm.com:8443",  # the generation, not the judge
         "The ratings (`score`, `rationale`) were made by `judge-model`",
-        "## Judging", "rated by `judge-model` (127.0.0.1:", "temperature 0.0", "prompt `alpagasus-1`",
+        "## Judging",
+        "rated by `judge-model` (127.0.0.1:",
+        "temperature 0.0",
+        "prompt `alpagasus-1`",
         "20 records were scored (0 answers held no usable rating); the judge kept the 5 scored 4.5 or more.",
-        "| score | records |", "| 5 | 5 (kept) |", "| 3 | 15 |",
+        "| score | records |",
+        "| 5 | 5 (kept) |",
+        "| 3 | 15 |",
         "$6.8700",  # the generation's cost, from the generate run's ledger
-    ]:  # fmt: skip
+    ]:
         assert fact in text, fact
 
-    result = CliRunner().invoke(main, ["filter", str(tmp_path / "judged"), "--min-score", "3", "--out", str(tmp_path / "at-3")])
+    result = CliRunner().invoke(
+        main, ["filter", str(tmp_path / "judged"), "--min-score", "3", "--out", str(tmp_path / "at-3")]
+    )
     assert result.exit_code == 0, result.output
     export_dataset(tmp_path / "at-3", make_options(to=tmp_path / "export3" / "data.jsonl"))
     text = (tmp_path / "export3" / "data.jsonl.README.md").read_text()
@@ -312,7 +361,11 @@ def test_the_card_shows_the_generation_the_judge_and_the_score_distribution(tmp_
 def test_records_the_judge_kept_keep_their_generation_provenance(tmp_path):
     run = write_run(tmp_path / "run")
     with FakeOpenAI(rate=lambda _: (5, "Good.")) as server:
-        judge(JudgeConfig(source=str(run), base_url=server.base_url, model="judge-model"), tmp_path / "judged", progress=False)
+        judge(
+            JudgeConfig(source=str(run), base_url=server.base_url, model="judge-model"),
+            tmp_path / "judged",
+            progress=False,
+        )
     kept = read(tmp_path / "judged" / "data.jsonl")
     by_id = {r["id"]: r for r in run_records()}
     assert len(kept) == 20 and all({k: r[k] for k in by_id[r["id"]]} == by_id[r["id"]] for r in kept)
@@ -324,7 +377,17 @@ def test_records_the_judge_kept_keep_their_generation_provenance(tmp_path):
 def test_the_judge_command_runs_and_resumes(tmp_path, source):
     out = tmp_path / "run"
     with FakeOpenAI(rate=rate) as server:
-        args = ["judge", str(source), "--out", str(out), "--base-url", server.base_url, "--model", "judge-model", "--quiet"]
+        args = [
+            "judge",
+            str(source),
+            "--out",
+            str(out),
+            "--base-url",
+            server.base_url,
+            "--model",
+            "judge-model",
+            "--quiet",
+        ]
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 0, result.output
         assert "all work done: 4 records kept (score >= 4.5)" in result.output
@@ -348,8 +411,17 @@ def test_the_command_names_its_flags_in_errors(tmp_path, source, flags, message)
 
 
 def test_a_dry_run_counts_the_records_not_rated_yet(tmp_path, source):
-    args = ["judge", str(source), "--out", str(tmp_path / "run"), "--base-url", "https://api.openai.com/v1",
-            "--model", "gpt-4o-mini", "--dry-run"]  # fmt: skip
+    args = [
+        "judge",
+        str(source),
+        "--out",
+        str(tmp_path / "run"),
+        "--base-url",
+        "https://api.openai.com/v1",
+        "--model",
+        "gpt-4o-mini",
+        "--dry-run",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "about 12 requests" in result.output and "~60 completion tokens" in result.output

@@ -15,8 +15,20 @@ def invoke(*args):
 
 def test_a_zero_cost_cap_is_refused_before_anything_is_sent(tmp_path):
     with FakeOpenAI() as server:
-        result = invoke("generate", "--out", tmp_path / "run", "--base-url", server.base_url, "--model", "gpt-4o-mini",
-                        "-n", 5, "--max-cost", 0, "--quiet")  # fmt: skip
+        result = invoke(
+            "generate",
+            "--out",
+            tmp_path / "run",
+            "--base-url",
+            server.base_url,
+            "--model",
+            "gpt-4o-mini",
+            "-n",
+            5,
+            "--max-cost",
+            0,
+            "--quiet",
+        )
     assert result.exit_code != 0
     assert "invalid setting --max-cost: Input should be greater than 0" in result.output
     assert server.calls == [] and not (tmp_path / "run").exists()
@@ -24,8 +36,20 @@ def test_a_zero_cost_cap_is_refused_before_anything_is_sent(tmp_path):
 
 def test_a_cost_cap_below_one_request_is_an_error_not_a_finished_run(tmp_path):
     with FakeOpenAI() as server:
-        result = invoke("generate", "--out", tmp_path / "run", "--base-url", server.base_url, "--model", "gpt-4o-mini",
-                        "-n", 5, "--max-cost", 0.00001, "--quiet")  # fmt: skip
+        result = invoke(
+            "generate",
+            "--out",
+            tmp_path / "run",
+            "--base-url",
+            server.base_url,
+            "--model",
+            "gpt-4o-mini",
+            "-n",
+            5,
+            "--max-cost",
+            0.00001,
+            "--quiet",
+        )
     assert result.exit_code != 0
     assert "--max-cost ($1e-05) is below what one request can cost" in result.output
     assert "nothing was sent: raise --max-cost or lower --max-tokens" in result.output

@@ -32,15 +32,23 @@ def test_the_answer_and_judge_bars_end_at_every_item(tmp_path, capsys):
     """A fast teacher answers all 40 well within the bar's redraw interval: the bar must still
     end at 40/40, and never show a total other than the 40 items."""
     source = tmp_path / "prompts.jsonl"
-    source.write_text("".join(json.dumps({"id": f"q{i}", "prompt": f"Name {i} sea animals."}) + "\n" for i in range(ITEMS)))
+    source.write_text(
+        "".join(json.dumps({"id": f"q{i}", "prompt": f"Name {i} sea animals."}) + "\n" for i in range(ITEMS))
+    )
     teacher = FakeTeacher(lambda request_id: f"Here are the animals you asked for ({request_id}).")
-    answer(AnswerConfig(source=str(source), base_url="http://in-process/v1", model="teacher", concurrency=8),
-           tmp_path / "answers", teacher=teacher)  # fmt: skip
+    answer(
+        AnswerConfig(source=str(source), base_url="http://in-process/v1", model="teacher", concurrency=8),
+        tmp_path / "answers",
+        teacher=teacher,
+    )
     answered = frames(capsys.readouterr().err)
 
     rater = FakeTeacher(lambda request_id: json.dumps({"score": 5, "rationale": "Correct."}))
-    judge(JudgeConfig(source=str(tmp_path / "answers"), base_url="http://in-process/v1", model="teacher", concurrency=8),
-          tmp_path / "judged", teacher=rater)  # fmt: skip
+    judge(
+        JudgeConfig(source=str(tmp_path / "answers"), base_url="http://in-process/v1", model="teacher", concurrency=8),
+        tmp_path / "judged",
+        teacher=rater,
+    )
     judged = frames(capsys.readouterr().err)
 
     for bar in (answered, judged):
@@ -60,7 +68,12 @@ def test_filter_shows_records_checked_of_all_and_the_reasons(tmp_path, monkeypat
     result = CliRunner().invoke(main, ["filter", str(src), "--out", str(tmp_path / "clean")])
     assert result.exit_code == 0, result.output
     bar = frames(result.stderr)
-    assert [counts(frame) for frame in bar if frame.startswith("rules")] == [(0, 250), (100, 250), (200, 250), (250, 250)]
+    assert [counts(frame) for frame in bar if frame.startswith("rules")] == [
+        (0, 250),
+        (100, 250),
+        (200, 250),
+        (250, 250),
+    ]
     assert "rej instruction_words 20" in next(frame for frame in bar if counts(frame) == (100, 250))
     assert bar[-1].startswith("done") and "rej instruction_words 50" in bar[-1]
 
@@ -106,12 +119,23 @@ def tiny_model(tmp_path_factory):
     vocabulary = ["[UNK]", "<pad>", "</s>", *sorted(set(re.findall(r"\w+|[^\w\s]", text)))]
     backend = Tokenizer(models.WordLevel({word: i for i, word in enumerate(vocabulary)}, unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="<pad>", eos_token="</s>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="[UNK]", pad_token="<pad>", eos_token="</s>"
+    )
     tokenizer.save_pretrained(folder)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(vocabulary), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128,
-                         pad_token_id=1, eos_token_id=2, bos_token_id=2)  # fmt: skip
+    config = LlamaConfig(
+        vocab_size=len(vocabulary),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=128,
+        pad_token_id=1,
+        eos_token_id=2,
+        bos_token_id=2,
+    )
     LlamaForCausalLM(config).save_pretrained(folder)
     return folder
 

@@ -13,8 +13,14 @@ N = 3000
 
 
 def alpaca(n: int = N) -> list[dict]:
-    return [{"instruction": f"Describe item {i} in one sentence.", "input": "" if i % 3 else f"Item {i}\nsecond line", "output": f"Item {i} is fine."}
-            for i in range(n)]  # fmt: skip
+    return [
+        {
+            "instruction": f"Describe item {i} in one sentence.",
+            "input": "" if i % 3 else f"Item {i}\nsecond line",
+            "output": f"Item {i} is fine.",
+        }
+        for i in range(n)
+    ]
 
 
 def line_of(text: str, needle: str) -> int:
@@ -37,7 +43,10 @@ def test_a_bad_item_deep_in_the_list_names_its_own_line(tmp_path, index):
     path.write_text(text)
     line = line_of(text, "THE BAD ONE")
     assert line == 2 + 5 * index  # "[" then five lines per item: the count is not relative to anything else
-    with pytest.raises(SelfInstructError, match=rf"alpaca_data\.json:{line} \(item {index}\): field 'output' must be a string, got missing"):
+    with pytest.raises(
+        SelfInstructError,
+        match=rf"alpaca_data\.json:{line} \(item {index}\): field 'output' must be a string, got missing",
+    ):
         read_records(path)
 
 
@@ -63,5 +72,7 @@ def test_a_gzipped_list_reads_the_same_with_the_same_lines(tmp_path):
 
     rows[2999] = {"instruction": 5, "output": "x"}
     (tmp_path / "bad.json.gz").write_bytes(gzip.compress(json.dumps(rows, indent=4).encode()))
-    with pytest.raises(SelfInstructError, match=rf"bad\.json\.gz:{2 + 5 * 2999} \(item 2999\): field 'instruction' must be a string"):
+    with pytest.raises(
+        SelfInstructError, match=rf"bad\.json\.gz:{2 + 5 * 2999} \(item 2999\): field 'instruction' must be a string"
+    ):
         read_records(tmp_path / "bad.json.gz")

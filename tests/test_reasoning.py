@@ -54,8 +54,16 @@ def test_an_openai_reasoning_model_gets_the_parameters_it_takes(tmp_path):
     """400 for max_tokens, then for temperature 0.7: the client switches to
     max_completion_tokens and drops temperature, once each, and the ledger says so."""
     with FakeOpenAI(reasoning="openai", tasks_per_answer=5) as server:
-        config = GenerateConfig(base_url=server.base_url, model="gpt-5-mini", preset="alpaca", tasks_per_request=5,
-                                num_instructions=10, concurrency=1, temperature=0.7, max_tokens=2000)  # fmt: skip
+        config = GenerateConfig(
+            base_url=server.base_url,
+            model="gpt-5-mini",
+            preset="alpaca",
+            tasks_per_request=5,
+            num_instructions=10,
+            concurrency=1,
+            temperature=0.7,
+            max_tokens=2000,
+        )
         result = generate(config, tmp_path, progress=False)
     assert result.stop_reason is StopReason.TARGET_REACHED
     assert [c.status for c in server.calls[:3]] == [400, 400, 200]  # refusals are not retried blindly
@@ -90,8 +98,15 @@ def test_traces_land_in_the_records_of_an_answer_run(tmp_path, prompts, style):
 
 def test_generate_reads_the_tasks_after_an_inline_trace(tmp_path):
     with FakeOpenAI(reasoning="r1", tasks_per_answer=5) as server:
-        config = GenerateConfig(base_url=server.base_url, model="r1-distill", preset="alpaca", tasks_per_request=5,
-                                num_instructions=10, concurrency=1, max_tokens=2000)  # fmt: skip
+        config = GenerateConfig(
+            base_url=server.base_url,
+            model="r1-distill",
+            preset="alpaca",
+            tasks_per_request=5,
+            num_instructions=10,
+            concurrency=1,
+            max_tokens=2000,
+        )
         result = generate(config, tmp_path, progress=False)
     assert result.accepted >= 10 and result.stats["unparseable"] == 0
 
@@ -102,8 +117,15 @@ def test_the_cap_holds_when_max_tokens_does_not_bound_the_reasoning(tmp_path, pr
     assert completion_bound("deepseek-reasoner", 500) == 65_536 and completion_bound("gpt-5", 500) == 500
     cap = 0.05
     with FakeOpenAI(reasoning="deepseek", reasoning_tokens=20_000) as server:  # 40x max_tokens
-        config = AnswerConfig(source=str(prompts), base_url=server.base_url, model="deepseek-reasoner", samples=50,
-                              max_tokens=500, max_cost=cap, concurrency=4)  # fmt: skip
+        config = AnswerConfig(
+            source=str(prompts),
+            base_url=server.base_url,
+            model="deepseek-reasoner",
+            samples=50,
+            max_tokens=500,
+            max_cost=cap,
+            concurrency=4,
+        )
         result = answer(config, tmp_path, progress=False)
     assert result.stop_reason is StopReason.MAX_COST
     price = price_for("deepseek-reasoner")
@@ -122,7 +144,10 @@ def test_every_priced_model_has_a_worst_case_that_bounds_its_answers():
 
 def arithmetic(tmp_path, n=10):
     path = tmp_path / "sums.jsonl"  # beside the run directories, not in one
-    rows = [{"question": f"What is {a} + {a + 7}?", "answer": f"{a} + {a + 7} = {2 * a + 7}\n#### {2 * a + 7}"} for a in range(n)]
+    rows = [
+        {"question": f"What is {a} + {a + 7}?", "answer": f"{a} + {a + 7} = {2 * a + 7}\n#### {2 * a + 7}"}
+        for a in range(n)
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -135,8 +160,22 @@ def half_wrong(prompt: str) -> str:
 def test_verify_math_keeps_exactly_the_right_answers(tmp_path):
     source = arithmetic(tmp_path)
     with FakeOpenAI(answer=half_wrong) as server:
-        result = CliRunner().invoke(main, ["answer", str(source), "--out", str(tmp_path / "run"), "--base-url", server.base_url,
-                                           "--model", "teacher", "--verify", "math", "--quiet"])  # fmt: skip
+        result = CliRunner().invoke(
+            main,
+            [
+                "answer",
+                str(source),
+                "--out",
+                str(tmp_path / "run"),
+                "--base-url",
+                server.base_url,
+                "--model",
+                "teacher",
+                "--verify",
+                "math",
+                "--quiet",
+            ],
+        )
     assert result.exit_code == 0, result.output
     assert "verified (math): 5/10 correct (50.0%)" in result.output
     kept = data(tmp_path / "run")
@@ -155,14 +194,29 @@ def test_an_answer_run_resumes_without_asking_again(tmp_path, prompts):
         again = answer(config, tmp_path, progress=False)
     assert asked == 12 and len(server.calls) == asked
     assert first.accepted == again.accepted == 12
-    changed = AnswerConfig(source=str(prompts), base_url="http://127.0.0.1:9/v1", model="teacher", samples=4, max_tokens=200)
+    changed = AnswerConfig(
+        source=str(prompts), base_url="http://127.0.0.1:9/v1", model="teacher", samples=4, max_tokens=200
+    )
     with pytest.raises(Exception, match=r"samples: 3 -> 4"):
         answer(changed, tmp_path, progress=False)
 
 
 def test_a_dry_run_prices_the_reasoning_worst_case(tmp_path, prompts):
-    args = ["answer", str(prompts), "--out", str(tmp_path / "run"), "--base-url", "https://api.deepseek.com/v1",
-            "--model", "deepseek-reasoner", "--samples", "5", "--max-tokens", "1000", "--dry-run"]  # fmt: skip
+    args = [
+        "answer",
+        str(prompts),
+        "--out",
+        str(tmp_path / "run"),
+        "--base-url",
+        "https://api.deepseek.com/v1",
+        "--model",
+        "deepseek-reasoner",
+        "--samples",
+        "5",
+        "--max-tokens",
+        "1000",
+        "--dry-run",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "about 20 requests" in result.output

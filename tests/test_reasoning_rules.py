@@ -12,7 +12,13 @@ GSM8K = SHARED / "gsm8k" / "train.jsonl"
 
 
 def traced(reasoning, output="The answer is 12.", finish_reason="stop"):
-    return {"instruction": "Add the prices.", "input": "", "output": output, "reasoning": reasoning, "finish_reason": finish_reason}
+    return {
+        "instruction": "Add the prices.",
+        "input": "",
+        "output": output,
+        "reasoning": reasoning,
+        "finish_reason": finish_reason,
+    }
 
 
 def rejects(name, record):
@@ -35,11 +41,14 @@ def test_a_trace_cut_off_or_without_an_answer_is_rejected():
         assert rejects(rule, {"instruction": "x", "input": "", "output": ""}) is None  # no trace: not theirs to judge
 
 
-@pytest.mark.parametrize("trace", [
-    "Let me compute the total cost of the apples first, then the oranges. 所以我们需要计算苹果和橙子的总价格，然后相加得到答案。 Then the total is 12 dollars.",
-    "First I add the two numbers together to get the sum. Dann multipliziere ich das Ergebnis mit drei, um die Antwort zu finden. So it is 21.",
-    "Okay, the user wants a haiku about the sea. Let me count syllables. 好的，我需要写一首关于大海的俳句。",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "trace",
+    [
+        "Let me compute the total cost of the apples first, then the oranges. 所以我们需要计算苹果和橙子的总价格，然后相加得到答案。 Then the total is 12 dollars.",
+        "First I add the two numbers together to get the sum. Dann multipliziere ich das Ergebnis mit drei, um die Antwort zu finden. So it is 21.",
+        "Okay, the user wants a haiku about the sea. Let me count syllables. 好的，我需要写一首关于大海的俳句。",
+    ],
+)
 def test_language_mixing_is_caught(trace):
     assert rejects("reasoning_language_switch", traced(trace)) is not None
 
@@ -52,8 +61,13 @@ def test_loops_are_caught():
 def test_real_worked_solutions_pass_every_reasoning_rule():
     """The calibration: 7,900 human-written solutions as traces, none rejected; a quoted
     foreign word is not a switch."""
-    rules = [RULES[name]() for name in ("reasoning_cut_off", "no_final_answer", "reasoning_language_switch", "reasoning_loop")]
-    texts = real_solutions() + ["The French word for 'cat' is 'chat', so the sentence becomes 'le chat dort'. That is it."]
+    rules = [
+        RULES[name]()
+        for name in ("reasoning_cut_off", "no_final_answer", "reasoning_language_switch", "reasoning_loop")
+    ]
+    texts = real_solutions() + [
+        "The French word for 'cat' is 'chat', so the sentence becomes 'le chat dort'. That is it."
+    ]
     rejected = [(rule.name, text) for text in texts for rule in rules if rule.check(traced(text))]
     assert len(texts) > 7_800 and rejected == []
 

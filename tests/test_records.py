@@ -22,7 +22,10 @@ def test_loads_self_instructs_175_seeds_unchanged():
 
 
 def test_alpaca_json_list_and_jsonl(tmp_path):
-    records = [{"instruction": "Add two and two.", "input": "", "output": "4"}, {"instruction": "Say hi.", "output": "Hi"}]
+    records = [
+        {"instruction": "Add two and two.", "input": "", "output": "4"},
+        {"instruction": "Say hi.", "output": "Hi"},
+    ]
     (tmp_path / "a.json").write_text(json.dumps(records, indent=2))
     (tmp_path / "a.jsonl").write_text("\n".join(map(json.dumps, records)) + "\n")
     for name in ("a.json", "a.jsonl"):
@@ -34,11 +37,20 @@ def test_alpaca_json_list_and_jsonl(tmp_path):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ('{"instruction": "ok ok ok ok", "output": "x"}\n{"instruction": 3, "output": "x"}\n', r"bad\.jsonl:2: field 'instruction' must be a string, got a int"),
+        (
+            '{"instruction": "ok ok ok ok", "output": "x"}\n{"instruction": 3, "output": "x"}\n',
+            r"bad\.jsonl:2: field 'instruction' must be a string, got a int",
+        ),
         ('{"instruction": "ok ok ok ok"}\n', r"bad\.jsonl:1: field 'output' is missing"),
-        ('{"instruction": "a b c d", "instances": [{"input": "", "output": 5}]}\n', r"bad\.jsonl:1: field 'instances\[0\]\.output' must be a string"),
+        (
+            '{"instruction": "a b c d", "instances": [{"input": "", "output": 5}]}\n',
+            r"bad\.jsonl:1: field 'instances\[0\]\.output' must be a string",
+        ),
         ('{"prompt": "x"}\n', r"bad\.jsonl:1: not an instruction record \(keys: prompt\)"),
-        ('{"instruction": "x", "output": "y"}\nnot json\n{"instruction": "x", "output": "y"}\n', r"bad\.jsonl:2: not valid JSON"),
+        (
+            '{"instruction": "x", "output": "y"}\nnot json\n{"instruction": "x", "output": "y"}\n',
+            r"bad\.jsonl:2: not valid JSON",
+        ),
     ],
 )
 def test_malformed_jsonl_names_file_line_and_field(tmp_path, content, message):
@@ -51,7 +63,9 @@ def test_malformed_jsonl_names_file_line_and_field(tmp_path, content, message):
 def test_malformed_json_list_names_the_line_and_item(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text('[\n  {"instruction": "a b c d", "output": "x"},\n  {"instruction": "e f g h", "output": null}\n]')
-    with pytest.raises(SelfInstructError, match=r"bad\.json:3 \(item 1\): field 'output' must be a string, got missing"):
+    with pytest.raises(
+        SelfInstructError, match=r"bad\.json:3 \(item 1\): field 'output' must be a string, got missing"
+    ):
         read_records(path)
 
 

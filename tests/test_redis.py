@@ -134,7 +134,9 @@ def test_filter_processes_share_the_index(index_url, tmp_path):
     two = clean_dataset(second, tmp_path / "two", lsh_storage=index_url)
     assert one.stats["kept"] == 5  # one per group
     assert two.stats["kept"] == 5  # the five other groups; the three copies of first's records go
-    foreign = [r["duplicate_of"] for _, r in read_jsonl(tmp_path / "two" / "rejected.jsonl") if r["instruction"] in texts[:3]]
+    foreign = [
+        r["duplicate_of"] for _, r in read_jsonl(tmp_path / "two" / "rejected.jsonl") if r["instruction"] in texts[:3]
+    ]
     assert len(foreign) == 3 and all(d.startswith("filter:") for d in foreign)
     # running the same filter again replays the same decisions: nothing it kept is a duplicate of itself now
     again = clean_dataset(first, tmp_path / "again", lsh_storage=index_url)

@@ -30,8 +30,15 @@ def answer(request_id: str) -> str:
 
 
 def config(target: int) -> GenerateConfig:
-    return GenerateConfig(base_url="http://127.0.0.1:9/v1", model="fake-teacher", tasks_per_request=8, concurrency=1,
-                          machine_examples_per_prompt=2, num_instructions=target, max_tokens=400)  # fmt: skip
+    return GenerateConfig(
+        base_url="http://127.0.0.1:9/v1",
+        model="fake-teacher",
+        tasks_per_request=8,
+        concurrency=1,
+        machine_examples_per_prompt=2,
+        num_instructions=target,
+        max_tokens=400,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -93,6 +100,11 @@ def test_rule_checks_in_a_worker_process_decide_the_same(tmp_path):
     for workers, path in copies.items():
         shutil.copytree(tmp_path / "run", path)
         (path / "checkpoint.json").unlink()  # replay every answer through the rules
-        generate(config(40).model_copy(update={"cleaning_workers": workers}), path, teacher=FakeTeacher(answer), progress=False)
+        generate(
+            config(40).model_copy(update={"cleaning_workers": workers}),
+            path,
+            teacher=FakeTeacher(answer),
+            progress=False,
+        )
         assert json.loads((path / "stats.json").read_text())["this_session"]["replayed_responses"] > 5
     assert same_files({"run": tmp_path / "run", **copies})

@@ -75,13 +75,19 @@ def test_a_run_becomes_one_offline_page_with_every_section(small_run, tmp_path, 
     rows = table_rows(page)
     assert rows.count("accepted") == SMALL_RUN_RECORDS and rows.count("rejected") == 8
     assert "As an AI language model" in section(page, "records")  # a rejected record, with its verdict
-    assert '<td>teacher_artefact</td>' in section(page, "records")
+    assert "<td>teacher_artefact</td>" in section(page, "records")
 
 
 def test_a_plain_dataset_has_no_funnel_or_cost_and_says_so(tmp_path):
     src = tmp_path / "alpaca_data.json"
-    src.write_text(json.dumps([{"instruction": "Write a poem about a cat.", "input": "", "output": "Soft paws."},
-                               {"instruction": "What is two plus two?", "input": "", "output": "Four."}]))  # fmt: skip
+    src.write_text(
+        json.dumps(
+            [
+                {"instruction": "Write a poem about a cat.", "input": "", "output": "Soft paws."},
+                {"instruction": "What is two plus two?", "input": "", "output": "Four."},
+            ]
+        )
+    )
     out = build_report(src, tmp_path / "page.html")
     page = out.path.read_text()
     assert out.records == [2] and out.sunburst_sectors == [4]  # write, write/poem, (question), (question)/what
@@ -120,8 +126,10 @@ def test_the_default_page_goes_beside_the_source_never_over_it(small_run, tmp_pa
 
 def test_52k_records_make_a_small_page_quickly(big_report, capsys):
     with capsys.disabled():
-        print(f"\n52K-record run report: {big_report.bytes / 1e6:.2f} MB, built in {big_report.seconds:.1f} s, "
-              f"{big_report.sunburst_sectors[0]} sunburst sectors")  # fmt: skip
+        print(
+            f"\n52K-record run report: {big_report.bytes / 1e6:.2f} MB, built in {big_report.seconds:.1f} s, "
+            f"{big_report.sunburst_sectors[0]} sunburst sectors"
+        )
     assert big_report.records == [52_000]
     assert big_report.bytes < 6_500_000  # plotly.js (4.8 MB) plus aggregates and a sample, not the records
     assert big_report.seconds < 60  # about 7 s alone on the project's 2 cores
@@ -147,13 +155,21 @@ def test_duplicate_groups_name_what_they_copy():
     rejected = [
         {"id": "r0-1", "instruction": "Sort the list!", "reason": "exact_duplicate", "duplicate_of": "r0-0"},
         {"id": "r0-2", "instruction": "Sort this list.", "reason": "near_duplicate", "duplicate_of": "r0-0"},
-        {"id": "r1-0", "instruction": "Write a poem please.", "reason": "near_duplicate", "duplicate_of": "seed_task_1"},
+        {
+            "id": "r1-0",
+            "instruction": "Write a poem please.",
+            "reason": "near_duplicate",
+            "duplicate_of": "seed_task_1",
+        },
         {"id": "r1-1", "instruction": "Write a poem please", "reason": "exact_duplicate", "duplicate_of": "r1-0"},
         {"id": "r1-2", "instruction": "Copy", "reason": "near_duplicate", "duplicate_of": 7},
         {"id": "r1-3", "instruction": "Hi.", "reason": "instruction_words"},
     ]
     clusters = duplicate_clusters(rejected, records, seeds, top=3)
     assert [(c.original_id, c.status, len(c.removed)) for c in clusters] == [
-        ("r0-0", "accepted", 2), ("seed_task_1", "seed", 1), ("r1-0", "near_duplicate", 1)]  # fmt: skip
+        ("r0-0", "accepted", 2),
+        ("seed_task_1", "seed", 1),
+        ("r1-0", "near_duplicate", 1),
+    ]
     assert clusters[0].original == "Sort the list." and clusters[1].original == "Write a poem."
     assert duplicate_clusters(rejected, records, seeds, top=9)[-1].status == "not in this dataset"

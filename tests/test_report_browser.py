@@ -64,7 +64,9 @@ def test_the_page_of_a_run_draws_every_chart_offline_without_errors(browser, sma
     assert len(marks) == 9 and all(marks.values()), marks  # every chart drew something
 
     shot = page.screenshot(tmp_path / "report-small-run.png")
-    box = page.evaluate("JSON.parse(JSON.stringify(document.getElementById('chart-sunburst-0').getBoundingClientRect()))")
+    box = page.evaluate(
+        "JSON.parse(JSON.stringify(document.getElementById('chart-sunburst-0').getBoundingClientRect()))"
+    )
     assert colours(shot, box) > 100  # a drawn sunburst, not a blank canvas
     with capsys.disabled():
         print(f"\nsmall run page: loaded and drawn in {page.load_seconds:.1f} s; screenshot {keep(shot)}")
@@ -85,10 +87,14 @@ def test_a_click_on_a_verb_zooms_in_and_the_search_filters_the_table(browser, sm
     for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
         page.send("Input.dispatchMouseEvent", type=kind, x=point["x"], y=point["y"], button="left", clickCount=1)
     page.wait_for(f"{SECTORS.format(i='sunburst-0')} < {before}")  # only "write" and its objects are left
-    shown = page.evaluate("[...document.querySelectorAll('#chart-sunburst-0 g.slice')].map(g => g.__data__.data.data.id)")
+    shown = page.evaluate(
+        "[...document.querySelectorAll('#chart-sunburst-0 g.slice')].map(g => g.__data__.data.data.id)"
+    )
     assert "write" in shown and all(s == "write" or s.startswith("write/") for s in shown)
 
-    rows = "[...document.querySelectorAll('#records-table tbody tr')].filter(row => row.style.display !== 'none').length"
+    rows = (
+        "[...document.querySelectorAll('#records-table tbody tr')].filter(row => row.style.display !== 'none').length"
+    )
     assert page.evaluate(rows) == SMALL_RUN_RECORDS + 8
     page.evaluate("""(() => { const box = document.getElementById('search');
         box.value = 'teacher_artefact'; box.dispatchEvent(new Event('input')); })()""")
@@ -102,13 +108,17 @@ def test_the_page_of_52k_records_opens_in_seconds(browser, big_report, tmp_path,
     assert page.evaluate(SECTORS.format(i="sunburst-0")) == big_report.sunburst_sectors[0]
     shot = keep(page.screenshot(tmp_path / "report-52k.png", height=1800))
     with capsys.disabled():
-        print(f"\n52K page ({big_report.bytes / 1e6:.2f} MB): loaded and drawn in {page.load_seconds:.1f} s; screenshot {shot}")
+        print(
+            f"\n52K page ({big_report.bytes / 1e6:.2f} MB): loaded and drawn in {page.load_seconds:.1f} s; screenshot {shot}"
+        )
     assert page.load_seconds < 15
 
 
 def test_a_page_that_needs_the_network_fails_here(browser, tmp_path):
     page_file = tmp_path / "cdn.html"
-    page_file.write_text('<!DOCTYPE html><html><head><script src="https://cdn.plot.ly/plotly-2.35.2.min.js"></script></head>'
-                         '<body><div id="c"></div><script>Plotly.newPlot("c", [{y: [1, 2]}]);</script></body></html>')  # fmt: skip
+    page_file.write_text(
+        '<!DOCTYPE html><html><head><script src="https://cdn.plot.ly/plotly-2.35.2.min.js"></script></head>'
+        '<body><div id="c"></div><script>Plotly.newPlot("c", [{y: [1, 2]}]);</script></body></html>'
+    )
     page = browser.open(page_file, "true")
     assert any("request failed" in e for e in page.errors) and any("Plotly is not defined" in e for e in page.errors)

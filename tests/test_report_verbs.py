@@ -58,9 +58,11 @@ def rates(path) -> Counter:
 def test_a_verb_is_found_in_most_human_written_instructions(path, tasks, least_verbs, capsys):
     found = rates(path)
     with capsys.disabled():
-        print(f"\n{path.name}: command verb {found['verb']}/{found['all']} ({found['verb'] / found['all']:.1%}), "
-              f"question {found[QUESTION]} ({found[QUESTION] / found['all']:.1%}), none {found['none']}, "
-              f"verb with an object {found['object']} ({found['object'] / found['all']:.1%})")  # fmt: skip
+        print(
+            f"\n{path.name}: command verb {found['verb']}/{found['all']} ({found['verb'] / found['all']:.1%}), "
+            f"question {found[QUESTION]} ({found[QUESTION] / found['all']:.1%}), none {found['none']}, "
+            f"verb with an object {found['object']} ({found['object'] / found['all']:.1%})"
+        )
     assert found["all"] == tasks
     assert found["verb"] / tasks >= least_verbs
     assert found["none"] / tasks <= 0.07  # the rest are questions, grouped in the chart
@@ -68,11 +70,14 @@ def test_a_verb_is_found_in_most_human_written_instructions(path, tasks, least_v
 
 def test_the_rings_add_up_to_every_record():
     verb_nouns = (
-        [VerbNoun("write", noun) for noun in ["poem"] * 5 + ["story"] * 4 + ["essay", "song", "letter", "list"] + [None] * 2]
+        [
+            VerbNoun("write", noun)
+            for noun in ["poem"] * 5 + ["story"] * 4 + ["essay", "song", "letter", "list"] + [None] * 2
+        ]
         + [VerbNoun(f"verb{i}", "thing") for i in range(25)]
         + [VerbNoun(QUESTION, "what")] * 3
         + [VerbNoun(None, None)] * 2
-    )  # fmt: skip
+    )
     tree = verb_tree(verb_nouns, top_verbs=3, top_nouns=2)
     inner = {s.id: s.value for s in tree if not s.parent}
     assert sum(inner.values()) == len(verb_nouns)

@@ -17,11 +17,26 @@ TASKS_PER_ANSWER = 5
 
 def command(server: FakeOpenAI, out: Path, target: int) -> list[str]:
     return [
-        sys.executable, "-m", "selfinstruct", "generate", "--out", str(out),
-        "--base-url", server.base_url, "--model", "gpt-4o-mini", "--preset", "alpaca",
-        "--num-instructions", str(target), "--tasks-per-request", str(TASKS_PER_ANSWER),
-        "--concurrency", "4", "--quiet",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "selfinstruct",
+        "generate",
+        "--out",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--model",
+        "gpt-4o-mini",
+        "--preset",
+        "alpaca",
+        "--num-instructions",
+        str(target),
+        "--tasks-per-request",
+        str(TASKS_PER_ANSWER),
+        "--concurrency",
+        "4",
+        "--quiet",
+    ]
 
 
 def responses_in(out: Path) -> int:

@@ -61,8 +61,15 @@ def children(pid: int) -> list[int]:
 
 
 def config(**overrides) -> GenerateConfig:
-    return GenerateConfig(base_url="http://127.0.0.1:9/v1", model="fake-teacher", preset="alpaca", tasks_per_request=5,
-                          concurrency=1, max_tokens=400, **overrides)  # fmt: skip
+    return GenerateConfig(
+        base_url="http://127.0.0.1:9/v1",
+        model="fake-teacher",
+        preset="alpaca",
+        tasks_per_request=5,
+        concurrency=1,
+        max_tokens=400,
+        **overrides,
+    )
 
 
 def test_a_format_1_directory_resumes_and_becomes_format_2(tmp_path):

@@ -13,7 +13,10 @@ from selfinstruct.cli import main
 from selfinstruct.errors import SettingError
 from selfinstruct.tasks.bootstrap import GenerateConfig, generate
 
-SEEDS = [json.loads(line) for line in (Path(__file__).parents[1] / "seeds" / "seed_tasks.jsonl").read_text().splitlines()[:10]]
+SEEDS = [
+    json.loads(line)
+    for line in (Path(__file__).parents[1] / "seeds" / "seed_tasks.jsonl").read_text().splitlines()[:10]
+]
 
 
 def seed_file(path: Path, *extra: dict, at: int = 5) -> Path:
@@ -24,14 +27,33 @@ def seed_file(path: Path, *extra: dict, at: int = 5) -> Path:
 
 
 def long_seed(words: int, name: str = "seed_long") -> dict:
-    return {"id": name, "instruction": "Summarize this text: " + "river garden " * (words // 2), "instances": [{"input": "", "output": "A summary."}]}
+    return {
+        "id": name,
+        "instruction": "Summarize this text: " + "river garden " * (words // 2),
+        "instances": [{"input": "", "output": "A summary."}],
+    }
 
 
 def test_a_seed_too_long_for_the_context_is_refused_before_any_request(tmp_path):
     seeds = seed_file(tmp_path / "seeds.jsonl", long_seed(1_250_000))  # about 5 MB, 1.25M tokens
     with FakeOpenAI() as server:
-        result = CliRunner().invoke(main, ["generate", "--out", str(tmp_path / "run"), "--base-url", server.base_url,
-                                           "--model", "gpt-4o-mini", "--seeds", str(seeds), "-n", "10", "--quiet"])  # fmt: skip
+        result = CliRunner().invoke(
+            main,
+            [
+                "generate",
+                "--out",
+                str(tmp_path / "run"),
+                "--base-url",
+                server.base_url,
+                "--model",
+                "gpt-4o-mini",
+                "--seeds",
+                str(seeds),
+                "-n",
+                "10",
+                "--quiet",
+            ],
+        )
         assert server.calls == []
     assert result.exit_code == 1
     message = result.output.strip().splitlines()[-1]
@@ -45,15 +67,38 @@ def test_a_50_mb_seed_is_refused_before_any_request(tmp_path):
     seeds = seed_file(tmp_path / "seeds.jsonl", long_seed(12_500_000))
     assert seeds.stat().st_size > 50 * 2**20
     with FakeOpenAI() as server:
-        result = CliRunner().invoke(main, ["generate", "--out", str(tmp_path / "run"), "--base-url", server.base_url,
-                                           "--model", "gpt-4o-mini", "--seeds", str(seeds), "-n", "10", "--quiet"])  # fmt: skip
+        result = CliRunner().invoke(
+            main,
+            [
+                "generate",
+                "--out",
+                str(tmp_path / "run"),
+                "--base-url",
+                server.base_url,
+                "--model",
+                "gpt-4o-mini",
+                "--seeds",
+                str(seeds),
+                "-n",
+                "10",
+                "--quiet",
+            ],
+        )
         assert server.calls == []
     assert result.exit_code == 1 and "seeds.jsonl:6: seed task 'seed_long' is too long for any prompt" in result.output
 
 
 def config(seeds: Path, **overrides) -> GenerateConfig:
-    settings = dict(base_url="http://127.0.0.1:9/v1", model="fake-teacher", preset="alpaca", tasks_per_request=5,
-                    num_instructions=5, concurrency=1, max_tokens=1024, seeds=str(seeds))  # fmt: skip
+    settings = dict(
+        base_url="http://127.0.0.1:9/v1",
+        model="fake-teacher",
+        preset="alpaca",
+        tasks_per_request=5,
+        num_instructions=5,
+        concurrency=1,
+        max_tokens=1024,
+        seeds=str(seeds),
+    )
     return GenerateConfig(**{**settings, **overrides})
 
 
@@ -61,8 +106,16 @@ def test_seeds_that_fit_alone_but_not_together_are_refused(tmp_path):
     """Each long seed fits a prompt alone; the three longest in one prompt do not."""
     seeds = seed_file(tmp_path / "seeds.jsonl", *(long_seed(300, f"seed_long_{i}") for i in range(3)), at=2)
     tight = dict(context_tokens=1024 + 1200)  # 1,200 tokens for a prompt: about 400 of its own, 3 x 300 of examples
-    with pytest.raises(SettingError, match=r"seeds.jsonl:3: seed task 'seed_long_0' is 3\d\d tokens: a prompt that shows it with the 2 next longest seeds is 1,") as refused:
-        generate(config(seeds, **tight), tmp_path / "three", teacher=FakeTeacher(lambda rid: tasks_answer(5, rid)), progress=False)
+    with pytest.raises(
+        SettingError,
+        match=r"seeds.jsonl:3: seed task 'seed_long_0' is 3\d\d tokens: a prompt that shows it with the 2 next longest seeds is 1,",
+    ) as refused:
+        generate(
+            config(seeds, **tight),
+            tmp_path / "three",
+            teacher=FakeTeacher(lambda rid: tasks_answer(5, rid)),
+            progress=False,
+        )
     assert refused.value.fields[0] == "context_tokens"
     teacher = FakeTeacher(lambda rid: tasks_answer(5, rid))
     result = generate(config(seeds, examples_per_prompt=1, **tight), tmp_path / "one", teacher=teacher, progress=False)
@@ -72,5 +125,10 @@ def test_seeds_that_fit_alone_but_not_together_are_refused(tmp_path):
 def test_fewer_seeds_than_examples_per_prompt_warns(tmp_path, capsys):
     seeds = tmp_path / "two.jsonl"
     seeds.write_text("".join(json.dumps(s) + "\n" for s in SEEDS[:2]))
-    generate(config(seeds, examples_per_prompt=5), tmp_path / "run", teacher=FakeTeacher(lambda rid: tasks_answer(5, rid)), progress=False)
+    generate(
+        config(seeds, examples_per_prompt=5),
+        tmp_path / "run",
+        teacher=FakeTeacher(lambda rid: tasks_answer(5, rid)),
+        progress=False,
+    )
     assert f"{seeds}: 2 seed task(s), fewer than the 5 examples a prompt is to show" in capsys.readouterr().err

@@ -19,8 +19,15 @@ TASKS = 20
 
 
 def config(target: int, **overrides) -> GenerateConfig:
-    settings = dict(base_url="http://127.0.0.1:9/v1", model="fake-teacher", preset="alpaca", tasks_per_request=TASKS,
-                    concurrency=8, max_tokens=3072, num_instructions=target)  # fmt: skip
+    settings = dict(
+        base_url="http://127.0.0.1:9/v1",
+        model="fake-teacher",
+        preset="alpaca",
+        tasks_per_request=TASKS,
+        concurrency=8,
+        max_tokens=3072,
+        num_instructions=target,
+    )
     return GenerateConfig(**{**settings, **overrides})
 
 
@@ -34,7 +41,12 @@ def teacher(delay=0.0) -> FakeTeacher:
 
 def ids(out) -> list[str]:
     """The ids of every record the run's answers gave, in ledger order (every task is kept)."""
-    return [f"{e['request_id']}-{j}" for _, e in read_jsonl(out / "ledger.jsonl") if e["event"] == "response" for j in range(TASKS)]
+    return [
+        f"{e['request_id']}-{j}"
+        for _, e in read_jsonl(out / "ledger.jsonl")
+        if e["event"] == "response"
+        for j in range(TASKS)
+    ]
 
 
 def test_a_small_target_asks_for_what_it_needs_and_keeps_what_came_past_it(tmp_path):
@@ -63,7 +75,9 @@ def test_an_answer_far_beyond_what_is_missing_is_not_started(tmp_path):
     missing, 1.25 answers at that yield, and one is in flight. Another would bring ~40 for 25:
     it waits, and the one in flight (25 tasks) reaches the target."""
     answers = {"r000000": (20, 0.01), "r000001": (25, 0.2)}
-    asked = FakeTeacher(lambda rid: tasks_answer(answers.get(rid, (20, 0))[0], rid), delay=lambda rid: answers.get(rid, (20, 0))[1])
+    asked = FakeTeacher(
+        lambda rid: tasks_answer(answers.get(rid, (20, 0))[0], rid), delay=lambda rid: answers.get(rid, (20, 0))[1]
+    )
     result = generate(config(45), tmp_path, teacher=asked, progress=False)
     assert asked.calls == ["r000000", "r000001"]
     assert result.accepted == 45 and result.stats["surplus"] == 0
@@ -83,7 +97,9 @@ def replays_the_same(out) -> bool:
     (copy / "checkpoint.json").unlink()
     target = json.loads((out / "stats.json").read_text())["target"]
     assert resume(copy, target).calls == []
-    same = all((copy / f).read_bytes() == (out / f).read_bytes() for f in ("data.jsonl", "surplus.jsonl", "rejected.jsonl"))
+    same = all(
+        (copy / f).read_bytes() == (out / f).read_bytes() for f in ("data.jsonl", "surplus.jsonl", "rejected.jsonl")
+    )
     shutil.rmtree(copy)
     return same
 

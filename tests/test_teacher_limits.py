@@ -54,7 +54,9 @@ def test_tokens_per_minute_pace_and_a_large_request_leaves_a_debt():
     assert [round(t - times[0], 3) for t in times] == [0, 3.0, 6.0]
 
 
-def sliding_window_run(limiter: RateLimiter, clock: Clock, seconds: float, limit: int = 120, pause: bool = True) -> tuple[int, int]:
+def sliding_window_run(
+    limiter: RateLimiter, clock: Clock, seconds: float, limit: int = 120, pause: bool = True
+) -> tuple[int, int]:
     """Requests go out as the limiter lets them; a provider refuses any request that would make
     more than `limit` in the last 60 s with a 429 and Retry-After (until a slot frees), which
     pauses the limiter as the client does (`pause`). Returns (served, refused)."""
@@ -106,16 +108,22 @@ def test_a_429_pauses_every_request_and_so_does_an_exhausted_window():
 
 def test_provider_headers_set_the_limits_we_did_not():
     limiter = RateLimiter(rpm=10)
-    limiter.update_from_headers({
-        "x-ratelimit-limit-requests": "500", "x-ratelimit-remaining-requests": "3",
-        "x-ratelimit-limit-tokens": "200000", "x-ratelimit-remaining-tokens": "150000",
-    })  # fmt: skip
+    limiter.update_from_headers(
+        {
+            "x-ratelimit-limit-requests": "500",
+            "x-ratelimit-remaining-requests": "3",
+            "x-ratelimit-limit-tokens": "200000",
+            "x-ratelimit-remaining-tokens": "150000",
+        }
+    )
     assert limiter.requests.per_minute == 10  # the user's own limit wins
     assert limiter.requests.level <= 3
     assert limiter.tokens.per_minute == 200000 and limiter.tokens.level <= 150000
 
 
-@pytest.mark.parametrize("text, seconds", [("1s", 1), ("6m0s", 360), ("20ms", 0.02), ("2", 2), ("1h", 3600), ("soon", None)])
+@pytest.mark.parametrize(
+    "text, seconds", [("1s", 1), ("6m0s", 360), ("20ms", 0.02), ("2", 2), ("1h", 3600), ("soon", None)]
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -133,4 +141,6 @@ def test_prices():
     assert price_for("llama-3-70b") is None
     custom = price_for("llama-3-70b", price_in=0.5, price_out=1.0)
     assert (custom.input, custom.output, custom.cached_input) == (0.5, 1.0, 0.5)
-    assert price_for("gpt-4o-mini").cost(1_000_000, 1_000_000, cached_tokens=500_000) == pytest.approx(0.075 + 0.0375 + 0.60)
+    assert price_for("gpt-4o-mini").cost(1_000_000, 1_000_000, cached_tokens=500_000) == pytest.approx(
+        0.075 + 0.0375 + 0.60
+    )

@@ -25,7 +25,19 @@ def right_sum(prompt: str) -> str:
 
 
 def run_answer(source, out, server):
-    args = ["answer", str(source), "--out", str(out), "--base-url", server.base_url, "--model", "teacher", "--verify", "math", "--quiet"]
+    args = [
+        "answer",
+        str(source),
+        "--out",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--model",
+        "teacher",
+        "--verify",
+        "math",
+        "--quiet",
+    ]
     return CliRunner().invoke(main, args)
 
 
@@ -43,7 +55,11 @@ def test_answers_without_a_reference_are_rejected_as_unverifiable(tmp_path):
 
     assert sorted(r["source_id"] for _, r in read_jsonl(out / "data.jsonl")) == ["q0", "q1", "q2", "q3"]
     rejected = {r["source_id"]: r for _, r in read_jsonl(out / "rejected.jsonl")}
-    assert {k: r["reason"] for k, r in rejected.items()} == {"none1": "unverifiable", "none2": "unverifiable", "unreadable": "unverifiable"}
+    assert {k: r["reason"] for k, r in rejected.items()} == {
+        "none1": "unverifiable",
+        "none2": "unverifiable",
+        "unreadable": "unverifiable",
+    }
     assert "math-verify can read" in rejected["unreadable"]["detail"]
     stats = json.loads((out / "stats.json").read_text())
     assert stats["filters"]["rejected"] == {"unverifiable": 3}
@@ -76,11 +92,30 @@ def test_a_run_that_verified_nothing_fails(tmp_path):
     rows = [{"id": f"none{i}", "question": f"What is {i} + 7?"} for i in range(3)]
     rows.append({"id": "q", "question": "What is 1 + 8?", "answer": "9"})
     source = write_rows(tmp_path / "late.jsonl", rows)
-    one_request = price_for("gpt-4o-mini").cost(prompt_tokens_upper_bound([{"role": "user", "content": "What is 0 + 7?"}]), 100)
-    args = ["answer", str(source), "--out", str(tmp_path / "run"), "--model", "gpt-4o-mini", "--verify", "math", "--quiet",
-            "--max-tokens", "100", "--concurrency", "1", "--max-cost", str(one_request * 1.001)]  # fmt: skip
+    one_request = price_for("gpt-4o-mini").cost(
+        prompt_tokens_upper_bound([{"role": "user", "content": "What is 0 + 7?"}]), 100
+    )
+    args = [
+        "answer",
+        str(source),
+        "--out",
+        str(tmp_path / "run"),
+        "--model",
+        "gpt-4o-mini",
+        "--verify",
+        "math",
+        "--quiet",
+        "--max-tokens",
+        "100",
+        "--concurrency",
+        "1",
+        "--max-cost",
+        str(one_request * 1.001),
+    ]
     with FakeOpenAI(answer=right_sum) as server:
         result = CliRunner().invoke(main, [*args, "--base-url", server.base_url])
     assert len(server.completed) == 1, result.output
     assert result.exit_code != 0
-    assert f"no answer could be verified (math): see the reasons in {tmp_path / 'run' / 'rejected.jsonl'}" in result.output
+    assert (
+        f"no answer could be verified (math): see the reasons in {tmp_path / 'run' / 'rejected.jsonl'}" in result.output
+    )

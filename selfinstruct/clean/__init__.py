@@ -14,4 +14,13 @@ from .cleaner import Cleaner, Verdict, rejected_record
 from .presets import Preset, available_presets, load_preset
 from .stage import CleanResult, clean_dataset
 
-__all__ = ["CleanResult", "Cleaner", "Preset", "Verdict", "available_presets", "clean_dataset", "load_preset", "rejected_record"]
+__all__ = [
+    "CleanResult",
+    "Cleaner",
+    "Preset",
+    "Verdict",
+    "available_presets",
+    "clean_dataset",
+    "load_preset",
+    "rejected_record",
+]

@@ -38,7 +38,9 @@ def benchmark_prompts(path: Path) -> Iterable[str]:
     for where, obj in items:
         prompts = _prompts(obj)
         if not prompts:
-            raise SelfInstructError(f"{path}:{where}: no prompt text (expected one of the fields {', '.join(PROMPT_FIELDS)})")
+            raise SelfInstructError(
+                f"{path}:{where}: no prompt text (expected one of the fields {', '.join(PROMPT_FIELDS)})"
+            )
         yield from prompts
 
 

@@ -41,11 +41,15 @@ def model_dir() -> Path:
     """Where wordllama's bundled files are, without importing it (see the module docstring)."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise SelfInstructError(f"sentence embeddings need wordllama's bundled model, which is not installed: {INSTALL_HINT}")
+        raise SelfInstructError(
+            f"sentence embeddings need wordllama's bundled model, which is not installed: {INSTALL_HINT}"
+        )
     root = Path(spec.submodule_search_locations[0])
     missing = [name for name in (WEIGHTS, TOKENIZER) if not (root / name).is_file()]
     if missing:
-        raise SelfInstructError(f"{root}: wordllama is installed without {', '.join(missing)}; reinstall it: {INSTALL_HINT} --force-reinstall")
+        raise SelfInstructError(
+            f"{root}: wordllama is installed without {', '.join(missing)}; reinstall it: {INSTALL_HINT} --force-reinstall"
+        )
     return root
 
 

@@ -45,7 +45,9 @@ def load_preset(name_or_path: str) -> Preset:
     path, data = read_shipped_toml("filters", "preset", name_or_path)
     unknown = set(data) - {"description", "rules", "dedup"}
     if unknown:
-        raise SelfInstructError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}; expected description, rules, dedup")
+        raise SelfInstructError(
+            f"{path}: unknown section(s) {', '.join(sorted(unknown))}; expected description, rules, dedup"
+        )
     rules = [_build_rule(path, name, params) for name, params in data.get("rules", {}).items()]
     try:
         dedup = DedupSettings(**data.get("dedup", {}))

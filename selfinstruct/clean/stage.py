@@ -120,7 +120,9 @@ def scored_records(src: Path) -> list[dict]:
     run = RunView(src) if src.is_dir() else None
     if run is not None and run.kind == RUN and run.read_config()["task"] == "judge":
         below = [row for row in run.read_rejected() or [] if row.get("reason") == LowScore.name]
-        records = run.read_records() + [{k: v for k, v in row.items() if k not in ("reason", "detail")} for row in below]
+        records = run.read_records() + [
+            {k: v for k, v in row.items() if k not in ("reason", "detail")} for row in below
+        ]
         return sorted(records, key=lambda record: str(record.get("judge_request_id", "")))
     records = read_records(src)
     unscored = [i for i, record in enumerate(records) if not is_score(record.get("score"))]
@@ -130,8 +132,9 @@ def scored_records(src: Path) -> list[dict]:
         raise SettingError(
             f"{src}: {len(unscored)} of {len(records)} records have no score from 0 to 5 ({which}: "
             f"{first.get('score', 'no score field')!r}); {{min_score}} selects records rated by `selfinstruct judge`: "
-            "judge them first, or give the judge's run directory", "min_score",
-        )  # fmt: skip
+            "judge them first, or give the judge's run directory",
+            "min_score",
+        )
     return records
 
 
@@ -145,8 +148,9 @@ def _refuse_run_dir(out: Path) -> None:
     if RunDir(out).holds_run():
         raise SettingError(
             f"{{out}} {out}: a run directory (made by generate, answer or judge); filter would replace its records: "
-            "choose another directory", "out",
-        )  # fmt: skip
+            "choose another directory",
+            "out",
+        )
 
 
 def _input_namespace(records: list[dict]) -> str:

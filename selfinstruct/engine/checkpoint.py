@@ -48,19 +48,22 @@ def rules_sha256(cleaner: Cleaner) -> str:
 
 def write_checkpoint(path: Path, identity: dict, cleaner: Cleaner, state: JobState, sizes: RecordSizes) -> None:
     """`sizes`: data.jsonl, surplus.jsonl and rejected.jsonl as they are on the disk now, flushed."""
-    write_json_atomic(path, {
-        "selfinstruct": __version__,
-        "identity_sha256": identity_sha256(identity),
-        "rules_sha256": rules_sha256(cleaner),
-        "responses": state.answers_decided,
-        "last_request_id": state.last_request_id,
-        "data_bytes": sizes.data,
-        "surplus_bytes": sizes.surplus,
-        "rejected_bytes": sizes.rejected,
-        "accepted": state.accepted,
-        "cleaning": cleaner.stats.to_dict(),
-        "job": state.stats.to_dict(),
-    })  # fmt: skip
+    write_json_atomic(
+        path,
+        {
+            "selfinstruct": __version__,
+            "identity_sha256": identity_sha256(identity),
+            "rules_sha256": rules_sha256(cleaner),
+            "responses": state.answers_decided,
+            "last_request_id": state.last_request_id,
+            "data_bytes": sizes.data,
+            "surplus_bytes": sizes.surplus,
+            "rejected_bytes": sizes.rejected,
+            "accepted": state.accepted,
+            "cleaning": cleaner.stats.to_dict(),
+            "job": state.stats.to_dict(),
+        },
+    )
 
 
 def made_with(run: RunDir, identity: dict) -> bool:
@@ -87,7 +90,10 @@ def usable_checkpoint(rundir: RunDir, identity: dict, cleaner: Cleaner, ledger: 
         checkpoint.get("selfinstruct") == __version__
         and checkpoint.get("identity_sha256") == identity_sha256(identity)
         and checkpoint.get("rules_sha256") == rules_sha256(cleaner)
-        and all(isinstance(checkpoint.get(key), int) for key in ("responses", "data_bytes", "surplus_bytes", "rejected_bytes"))
+        and all(
+            isinstance(checkpoint.get(key), int)
+            for key in ("responses", "data_bytes", "surplus_bytes", "rejected_bytes")
+        )
         and answers <= len(ledger.responses)
         and (ledger.responses[answers - 1]["request_id"] if answers else None) == checkpoint.get("last_request_id")
         and _size(rundir.data) >= checkpoint.get("data_bytes", -1) >= 0

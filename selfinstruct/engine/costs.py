@@ -39,8 +39,15 @@ class CostSummary:
     max_cost_usd: float | None = None
 
     @classmethod
-    def of(cls, totals: LedgerTotals, *, model: str | None, price: Price | None, accepted: int,
-           max_cost_usd: float | None = None) -> "CostSummary":  # fmt: skip
+    def of(
+        cls,
+        totals: LedgerTotals,
+        *,
+        model: str | None,
+        price: Price | None,
+        accepted: int,
+        max_cost_usd: float | None = None,
+    ) -> "CostSummary":
         """The ledger's figures as they are, the money rounded: unknown when a response had no price."""
         figures = {f.name: getattr(totals, f.name) for f in fields(cls) if hasattr(totals, f.name)}
         figures.update(

@@ -41,9 +41,19 @@ class CostEstimate:
     cap_short_below: float | None = None  # accepted per request under which max_cost cuts the run short
 
     @classmethod
-    def priced(cls, config: JobConfig, *, records_wanted: int, prompt_tokens: int, prompt_bound: int, completion_tokens: int,
-               accepted_per_request: float, basis: str, yield_note: str | None = None,
-               accepted_per_request_range: tuple[float, float] | None = None) -> "CostEstimate":  # fmt: skip
+    def priced(
+        cls,
+        config: JobConfig,
+        *,
+        records_wanted: int,
+        prompt_tokens: int,
+        prompt_bound: int,
+        completion_tokens: int,
+        accepted_per_request: float,
+        basis: str,
+        yield_note: str | None = None,
+        accepted_per_request_range: tuple[float, float] | None = None,
+    ) -> "CostEstimate":
         """Expected: the estimated tokens, one request per `accepted_per_request` records wanted;
         worst case: every prompt at its byte bound and every answer at its completion bound; both
         at the batch price with `config.batch`. The cost goes as the requests, so as 1/yield: a
@@ -91,7 +101,9 @@ class CostEstimate:
         return asdict(self)
 
 
-def estimate_item_task_cost(task: ItemTask, config: JobConfig, out: str | Path | None, assumed_completion: int) -> CostEstimate:
+def estimate_item_task_cost(
+    task: ItemTask, config: JobConfig, out: str | Path | None, assumed_completion: int
+) -> CostEstimate:
     """One request per unanswered item; `assumed_completion` tokens per answer without history."""
     history = load_ledger(RunDir(out).ledger) if out else None
     work = WorkItems(task)

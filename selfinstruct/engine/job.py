@@ -111,8 +111,15 @@ def run_namespace(out: Path, identity: dict) -> str:
 
 
 class Job:
-    def __init__(self, task: Task, config: JobConfig, rundir: RunDir, identity: dict, price: Price | None,
-                 policy: StopPolicy = StopPolicy()):  # fmt: skip
+    def __init__(
+        self,
+        task: Task,
+        config: JobConfig,
+        rundir: RunDir,
+        identity: dict,
+        price: Price | None,
+        policy: StopPolicy = StopPolicy(),
+    ):
         self.task = task
         self.work = work_for(task)  # which requests are out, which work items are done
         self.config = config
@@ -121,7 +128,9 @@ class Job:
         self.price = price
         self.policy = policy
         self.namespace = run_namespace(rundir.path, identity)  # this run, among others sharing an index or a provider
-        self.cleaner = Cleaner(task.preset, reference=task.reference, lsh_storage=config.lsh_storage, namespace=self.namespace)
+        self.cleaner = Cleaner(
+            task.preset, reference=task.reference, lsh_storage=config.lsh_storage, namespace=self.namespace
+        )
         self.checker = RuleChecker(self.cleaner, workers=cleaning_workers(config))
         self.checking: deque[Checking] = deque()  # answers in ledger order, their rule checks under way
         self.state = JobState()
@@ -210,7 +219,14 @@ class Job:
     def ask(self, request: Request) -> Ask:
         """The request with the run's sampling settings, as a teacher client takes it."""
         config = self.config
-        return Ask(request.messages, request.schema, request.max_tokens, config.temperature, config.top_p, config.reasoning_effort)
+        return Ask(
+            request.messages,
+            request.schema,
+            request.max_tokens,
+            config.temperature,
+            config.top_p,
+            config.reasoning_effort,
+        )
 
     def worst_case_usd(self, request: Request, batch: bool = False) -> float:
         """What `request` can cost at most, whichever prompt format it ends up using."""
@@ -243,8 +259,11 @@ class Job:
             content=completion.content,
             finish_reason=completion.finish_reason,
             usage=vars(usage),
-            cost_usd=self.price.cost(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
-                                     batch=completion.batch_id is not None) if self.price else None,  # fmt: skip
+            cost_usd=self.price.cost(
+                usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, batch=completion.batch_id is not None
+            )
+            if self.price
+            else None,
             latency_s=completion.latency_s,
             attempts=completion.attempts,
             retry_errors=completion.retry_errors,
@@ -258,8 +277,9 @@ class Job:
         self.check_answer(request, response, live=True)
         return response
 
-    def give_up(self, request: dict, error: str, attempts: int, retry_errors: list[str] | None = None, *,
-                refused: bool = False) -> None:  # fmt: skip
+    def give_up(
+        self, request: dict, error: str, attempts: int, retry_errors: list[str] | None = None, *, refused: bool = False
+    ) -> None:
         """Record a request that will not be answered; too many in a row stop the run."""
         details = {"retry_errors": retry_errors} if retry_errors else {}
         self.ledger.failure(request["request_id"], error, attempts=attempts, **details)
@@ -300,8 +320,10 @@ class Job:
         kept = [v.record for v in verdicts if v.kept]
         rejected = [rejected_record(v) for v in verdicts if not v.kept]
         request_id = answer.response["request_id"]
-        rejected += [{"id": f"{request_id}-p{j}", "request_id": request_id, "reason": UNPARSEABLE, "detail": problem}
-                     for j, problem in enumerate(answer.parsed.problems)]  # fmt: skip
+        rejected += [
+            {"id": f"{request_id}-p{j}", "request_id": request_id, "reason": UNPARSEABLE, "detail": problem}
+            for j, problem in enumerate(answer.parsed.problems)
+        ]
         room = len(kept) if self.task.target is None else max(self.task.target - self.state.accepted, 0)
         self.data.write_many(kept[:room])
         self.surplus.write_many(kept[room:])
@@ -326,8 +348,13 @@ class Job:
         return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
     def cost(self) -> CostSummary:
-        return CostSummary.of(self.ledger.totals, model=self.config.model, price=self.price, accepted=self.state.accepted,
-                              max_cost_usd=self.config.max_cost)  # fmt: skip
+        return CostSummary.of(
+            self.ledger.totals,
+            model=self.config.model,
+            price=self.price,
+            accepted=self.state.accepted,
+            max_cost_usd=self.config.max_cost,
+        )
 
     def report_if_due(self, status: str) -> None:
         if time.monotonic() - self._reported >= REPORT_EVERY_S:

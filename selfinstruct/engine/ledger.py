@@ -218,8 +218,16 @@ class Ledger:
         return self.state.committed_usd
 
     def request(self, request_id: str, index: int, reserved_usd: float, **details) -> dict:
-        return self._write({"event": "request", "request_id": request_id, "index": index, "time": now_iso(),
-                            "reserved_usd": reserved_usd, **details})  # fmt: skip
+        return self._write(
+            {
+                "event": "request",
+                "request_id": request_id,
+                "index": index,
+                "time": now_iso(),
+                "reserved_usd": reserved_usd,
+                **details,
+            }
+        )
 
     def response(self, request_id: str, **event) -> dict:
         return self._write({"event": "response", "request_id": request_id, "time": now_iso(), **event})
@@ -231,13 +239,17 @@ class Ledger:
         """The run stops with requests in flight: their cost stays unknown (the provider may
         still bill them), so their reservations remain counted against the cap."""
         for request_id, reserved_usd in list(self.state.in_flight.items()):
-            self._write({"event": "cancelled", "request_id": request_id, "time": now_iso(), "reserved_usd": reserved_usd})
+            self._write(
+                {"event": "cancelled", "request_id": request_id, "time": now_iso(), "reserved_usd": reserved_usd}
+            )
 
     def reopen(self, request_ids: list[str]) -> None:
         self.state.reopen(request_ids)
 
     def batch(self, key: str, request_ids: list[str], **details) -> None:
-        self._batch_event({"event": "batch", "batch_key": key, "time": now_iso(), "request_ids": request_ids, **details})
+        self._batch_event(
+            {"event": "batch", "batch_key": key, "time": now_iso(), "request_ids": request_ids, **details}
+        )
 
     def batch_file(self, key: str, file_id: str) -> None:
         self._batch_event({"event": "batch_file", "batch_key": key, "time": now_iso(), "file_id": file_id})

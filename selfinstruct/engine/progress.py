@@ -54,7 +54,9 @@ class RunProgress:
         tokens = self.job.state.session.completion_tokens - self.tokens_before
         rate = tokens / max(now - self.started, 1e-9)
         retried = f" | retried {top_counts(self.retries)}" if self.retries else ""
-        self.bar.set_postfix_str(f"rej {rejected} | {usd(self.job.cost().cost_usd)} | {rate:.0f} tok/s{retried}", refresh=False)
+        self.bar.set_postfix_str(
+            f"rej {rejected} | {usd(self.job.cost().cost_usd)} | {rate:.0f} tok/s{retried}", refresh=False
+        )
         self.bar.refresh()
 
     def retried(self, kind: str) -> None:

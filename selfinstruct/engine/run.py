@@ -24,8 +24,16 @@ from .task import Task
 TEACHER_STARTS = 2  # an embedded teacher that dies mid-run is restarted once; a second death stops the run
 
 
-def run_job(task: Task, config: JobConfig, out: str | Path, *, overwrite: bool = False, progress: bool = True,
-            policy: StopPolicy = StopPolicy(), teacher=None) -> JobResult:  # fmt: skip
+def run_job(
+    task: Task,
+    config: JobConfig,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    policy: StopPolicy = StopPolicy(),
+    teacher=None,
+) -> JobResult:
     """`teacher`: an object with the `TeacherClient` interface (`settings`, `complete`, `close`)
     to use instead of the configured endpoint, e.g. a model in this process."""
     run = RunDir(out)
@@ -46,14 +54,17 @@ def run_job(task: Task, config: JobConfig, out: str | Path, *, overwrite: bool =
                     names = ", ".join(b.batch_id or b.key for b in open_batches)
                     raise SettingError(
                         f"{run.path}: batch {names} is still open at the provider, and its answers are paid for: "
-                        "rerun with {batch} to collect them", "batch",
-                    )  # fmt: skip
+                        "rerun with {batch} to collect them",
+                        "batch",
+                    )
                 return job.result(_run(job, config, progress, teacher))
             except TeacherDied as e:
                 if not e.mid_run:  # it crashed at start-up, before any request: it would again
                     raise
                 if start + 1 == TEACHER_STARTS:
-                    raise TeacherDied(f"{e}\nIt died again after a restart, so the run stops; {run.path} keeps every answer so far.") from None
+                    raise TeacherDied(
+                        f"{e}\nIt died again after a restart, so the run stops; {run.path} keeps every answer so far."
+                    ) from None
                 # A crash mid-run may be a one-off: a new teacher, and the job rebuilt from the
                 # ledger, as a rerun would do.
                 warn(f"{e}\nRestarting the embedded teacher once; the run resumes from its ledger.")
@@ -71,6 +82,8 @@ def _run(job: Job, config: JobConfig, progress: bool, teacher) -> StopReason:
     if teacher is not None:
         return runner_for(config, Endpoint(teacher.settings, client=teacher), progress).run(job)
     if config.batch and config.embedded:
-        raise SettingError("the embedded teacher has no Batch API: set {base_url} to a provider's endpoint", "base_url", "batch")
+        raise SettingError(
+            "the embedded teacher has no Batch API: set {base_url} to a provider's endpoint", "base_url", "batch"
+        )
     with teacher_endpoint(config, log_path=job.rundir.teacher_log) as endpoint:
         return runner_for(config, endpoint, progress).run(job)

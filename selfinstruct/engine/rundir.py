@@ -95,7 +95,9 @@ class RunDir(RunFiles):
         if self.path.exists() and not self.path.is_dir():
             raise SettingError(f"{self.path}: not a directory; choose another {{out}}", "out")
         if self.path.is_dir() and not self.holds_run() and any(p.name != LOCK_FILE for p in self.path.iterdir()):
-            raise SettingError(f"{self.path}: exists and is not a selfinstruct run directory; choose another {{out}}", "out")
+            raise SettingError(
+                f"{self.path}: exists and is not a selfinstruct run directory; choose another {{out}}", "out"
+            )
 
     def _check_same_run(self, task: str, identity: dict) -> None:
         saved = self._saved_run(task, identity)
@@ -104,16 +106,18 @@ class RunDir(RunFiles):
         if saved["task"] != task:
             raise SettingError(
                 f"{self.path} holds a {saved['task']!r} run, not {task!r}: choose another {{out}}, or {START_OVER}",
-                "out", "overwrite",
-            )  # fmt: skip
+                "out",
+                "overwrite",
+            )
         before = saved["identity"]
         changed = [f"{k}: {before.get(k)!r} -> {v!r}" for k, v in identity.items() if before.get(k) != v]
         if changed:
             raise SettingError(
                 f"{self.path}: this run was made with different settings ({'; '.join(changed)}). "
                 f"Rerun with the original settings to resume, choose another {{out}}, or {START_OVER}",
-                "out", "overwrite",
-            )  # fmt: skip
+                "out",
+                "overwrite",
+            )
 
     def _saved_run(self, task: str, identity: dict) -> dict | None:
         """The task and identity the directory's run was made with (None for a new one): config.json's,
@@ -137,8 +141,10 @@ class RunDir(RunFiles):
         raise SettingError(
             f"{problem}, and {self.ledger} is too old to record the run's settings ({self.checkpoint} is missing, "
             "damaged or made with other settings). To resume its paid answers, rerun the command that started the "
-            f"run, or put back a copy of {CONFIG_FILE}; or choose another {{out}}, or {START_OVER}", "out", "overwrite",
-        )  # fmt: skip
+            f"run, or put back a copy of {CONFIG_FILE}; or choose another {{out}}, or {START_OVER}",
+            "out",
+            "overwrite",
+        )
 
     def _ledger_started(self) -> bool:
         return self.ledger.exists() and self.ledger.stat().st_size > 0

@@ -32,7 +32,9 @@ def stats_json(job: Job, status: str) -> dict:
         "candidates": cleaning["seen"],
         "acceptance_rate": round(cleaning["kept"] / cleaning["seen"], 4) if cleaning["seen"] else None,
         # the teacher's yield: the surplus was accepted too
-        "accepted_per_response": round((state.accepted + state.surplus) / totals.responses, 3) if totals.responses else None,
+        "accepted_per_response": round((state.accepted + state.surplus) / totals.responses, 3)
+        if totals.responses
+        else None,
         "unparseable": state.unparseable,
         "filters": cleaning_summary(cleaning),
         "preset": job.task.preset.name,

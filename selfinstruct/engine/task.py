@@ -96,7 +96,9 @@ class Task(ABC):
     def next_request(self, index: int) -> Request | None:
         """The request numbered `index` in this run, or None when nothing is left to ask. It
         changes nothing: a request the cost cap held back is asked for again with the same index."""
-        raise NotImplementedError(f"{type(self).__name__}: write next_request(index), or subclass ItemTask and write request(item)")
+        raise NotImplementedError(
+            f"{type(self).__name__}: write next_request(index), or subclass ItemTask and write request(item)"
+        )
 
     @abstractmethod
     def parse(self, request: dict, response: dict) -> Parsed:

@@ -44,8 +44,15 @@ SETTINGS = [  # (config key, what the card calls it)
 ]
 
 # The Hub's buckets (its search filters use them).
-SIZE_CATEGORIES = [(10**3, "n<1K"), (10**4, "1K<n<10K"), (10**5, "10K<n<100K"), (10**6, "100K<n<1M"),
-                   (10**7, "1M<n<10M"), (10**8, "10M<n<100M"), (10**9, "100M<n<1B")]  # fmt: skip
+SIZE_CATEGORIES = [
+    (10**3, "n<1K"),
+    (10**4, "1K<n<10K"),
+    (10**5, "10K<n<100K"),
+    (10**6, "100K<n<1M"),
+    (10**7, "1M<n<10M"),
+    (10**8, "10M<n<100M"),
+    (10**9, "100M<n<1B"),
+]
 
 
 @dataclass(frozen=True)
@@ -110,8 +117,9 @@ def check_card_path(path: Path) -> None:
     if path.exists() and MARKER not in path.read_text(encoding="utf-8", errors="replace"):
         raise SettingError(
             f"{path}: not written by selfinstruct, and the dataset card of this export goes there; "
-            "move it away or choose another {to}", "to",
-        )  # fmt: skip
+            "move it away or choose another {to}",
+            "to",
+        )
 
 
 def write_card(path: Path, text: str) -> None:
@@ -155,10 +163,13 @@ def _terms(facts: Provenance, info: CardInfo) -> str:
         "served it apply to its outputs, and so to this dataset: read them before you train on it or release a "
         "model trained on it (some providers forbid using outputs to build competing models; Stanford Alpaca's "
         "data, made with text-davinci-003, is licensed for non-commercial use for that reason). "
-        + (f"The ratings (`score`, `rationale`) were made by `{facts.judging.model}`, whose terms apply to them too. "
-           if facts.judging else "")
+        + (
+            f"The ratings (`score`, `rationale`) were made by `{facts.judging.model}`, whose terms apply to them too. "
+            if facts.judging
+            else ""
+        )
         + f"The `license: {info.license}` above is the exporter's choice and does not override those terms."
-    )  # fmt: skip
+    )
 
 
 def _generation(facts: Provenance, today: str) -> str:
@@ -184,7 +195,9 @@ def _filtering(facts: Provenance) -> str:
     during, after = facts.generation_stats, facts.filter_stats
     paragraphs = ["## Filtering and deduplication"]
     if not during and not after:
-        return "\n\n".join([*paragraphs, "Not recorded: the source has no stats.json, so filter and dedup counts are unknown."])
+        return "\n\n".join(
+            [*paragraphs, "Not recorded: the source has no stats.json, so filter and dedup counts are unknown."]
+        )
     if during:
         seen, kept = during.get("candidates"), (during.get("filters") or {}).get("kept")
         rate = f" ({kept / seen:.1%})" if seen and kept is not None else ""
@@ -228,7 +241,7 @@ def _judging(judging: Judging) -> str:
     identity = judging.config.get("identity", {})
     how = (
         f"Every record was rated by `{judging.model}` ({judging.host}, temperature {settings.get('temperature', 'unknown')}) "
-        "with AlpaGasus's prompt (Chen et al. 2023, \"AlpaGasus: Training a Better Alpaca with Fewer Data\"): the accuracy "
+        'with AlpaGasus\'s prompt (Chen et al. 2023, "AlpaGasus: Training a Better Alpaca with Fewer Data"): the accuracy '
         "and helpfulness of the response to the instruction and input, on a scale of 0 to 5, with a one-sentence "
         f"rationale (prompt `{identity.get('rating_prompt', 'unknown')}`). Each record carries its `score`, `rationale`, "
         "`judge_model` and `judge_request_id` (the formats with provenance fields keep them)."
@@ -237,24 +250,37 @@ def _judging(judging: Judging) -> str:
     if not figures:
         return "\n".join([*lines, "", "The judge's counts were not recorded (no stats.json)."])
     unparseable = (judging.stats or {}).get("unparseable", 0)
-    selection = (f"{figures.get('scored', 0):,} records were scored ({unparseable:,} answers held no usable rating); "
-                 f"the judge kept the {figures.get('kept', 0):,} scored {figures.get('threshold', 0):g} or more.")  # fmt: skip
+    selection = (
+        f"{figures.get('scored', 0):,} records were scored ({unparseable:,} answers held no usable rating); "
+        f"the judge kept the {figures.get('kept', 0):,} scored {figures.get('threshold', 0):g} or more."
+    )
     after = judging.after
     if after and after.get("min_score") is not None:
-        selection += (f" Then `selfinstruct filter --min-score {after['min_score']:g}` re-selected {after.get('kept', 0):,} "
-                      f"of the {after.get('seen', 0):,} scored records, without rating them again.")  # fmt: skip
+        selection += (
+            f" Then `selfinstruct filter --min-score {after['min_score']:g}` re-selected {after.get('kept', 0):,} "
+            f"of the {after.get('seen', 0):,} scored records, without rating them again."
+        )
     elif after:
-        selection += (f" Then `selfinstruct filter` (preset `{after.get('preset', 'unknown')}`) kept {after.get('kept', 0):,} "
-                      f"of the {after.get('seen', 0):,} judged records.")  # fmt: skip
+        selection += (
+            f" Then `selfinstruct filter` (preset `{after.get('preset', 'unknown')}`) kept {after.get('kept', 0):,} "
+            f"of the {after.get('seen', 0):,} judged records."
+        )
     lines += ["", selection]
     threshold = judging.threshold
-    rows = [(f"{score}", f"{n:,}" + (" (kept)" if threshold is not None and float(score) >= threshold else ""))
-            for score, n in figures.get("histogram", {}).items()]  # fmt: skip
+    rows = [
+        (f"{score}", f"{n:,}" + (" (kept)" if threshold is not None and float(score) >= threshold else ""))
+        for score, n in figures.get("histogram", {}).items()
+    ]
     lines += ["", "Score distribution:", "", *_md_table(("score", "records"), rows or [("(none)", "0")])]
     cost = judging.cost
     if cost is not None:
-        lines += ["", (f"Judging cost: {usd(cost.cost_usd)} for {cost.responses:,} answers ({cost.prompt_tokens:,} prompt and "
-                       f"{cost.completion_tokens:,} completion tokens); the cost below is the generation's.")]  # fmt: skip
+        lines += [
+            "",
+            (
+                f"Judging cost: {usd(cost.cost_usd)} for {cost.responses:,} answers ({cost.prompt_tokens:,} prompt and "
+                f"{cost.completion_tokens:,} completion tokens); the cost below is the generation's."
+            ),
+        ]
     return "\n".join(lines)
 
 
@@ -263,12 +289,21 @@ def _cost(facts: Provenance) -> str:
     if cost is None:
         return "## Cost\n\nNot recorded: no ledger of the run that made these records."
     rows = [
-        ("requests", f"{cost.requests:,} ({cost.responses:,} answered, {cost.failures:,} failed"
-         + (f"; {cost.batch_responses:,} through the Batch API, at its discount)" if cost.batch_responses else ")")),
+        (
+            "requests",
+            f"{cost.requests:,} ({cost.responses:,} answered, {cost.failures:,} failed"
+            + (f"; {cost.batch_responses:,} through the Batch API, at its discount)" if cost.batch_responses else ")"),
+        ),
         ("prompt tokens", f"{cost.prompt_tokens:,} ({cost.cached_tokens:,} cached)"),
-        ("completion tokens", f"{cost.completion_tokens:,}"
-         + (f" ({cost.reasoning_tokens:,} reasoning, {cost.completion_tokens - cost.reasoning_tokens:,} answers)"
-            if cost.reasoning_tokens else "")),
+        (
+            "completion tokens",
+            f"{cost.completion_tokens:,}"
+            + (
+                f" ({cost.reasoning_tokens:,} reasoning, {cost.completion_tokens - cost.reasoning_tokens:,} answers)"
+                if cost.reasoning_tokens
+                else ""
+            ),
+        ),
         ("spent (USD, at the run's prices)", usd(cost.cost_usd)),
         (f"per 1,000 records accepted during generation ({cost.accepted:,})", usd(cost.usd_per_1000_accepted)),
         ("possibly billed (requests with no recorded outcome)", usd(cost.unsettled_usd)),
@@ -278,13 +313,17 @@ def _cost(facts: Provenance) -> str:
 
 def _reasoning(facts: Provenance, info: CardInfo) -> str:
     """A reasoning teacher's records: where the traces went, what they cost, how many were checked."""
-    lines = [f"## Reasoning\n\nThe teacher is a reasoning model: the records carry its reasoning traces, exported "
-             f"{REASONING_NOTES[info.reasoning]}."]  # fmt: skip
+    lines = [
+        f"## Reasoning\n\nThe teacher is a reasoning model: the records carry its reasoning traces, exported "
+        f"{REASONING_NOTES[info.reasoning]}."
+    ]
     cost = facts.cost
     if cost is not None and cost.reasoning_tokens:
         answers = cost.completion_tokens - cost.reasoning_tokens
-        lines.append(f"Completion tokens: {cost.reasoning_tokens:,} on reasoning ({cost.reasoning_tokens / cost.completion_tokens:.0%}) "
-                     f"and {answers:,} on answers.")  # fmt: skip
+        lines.append(
+            f"Completion tokens: {cost.reasoning_tokens:,} on reasoning ({cost.reasoning_tokens / cost.completion_tokens:.0%}) "
+            f"and {answers:,} on answers."
+        )
     verification = (facts.generation_stats or {}).get("verification")
     if verification and verification.get("checked"):
         lines.append(
@@ -298,9 +337,16 @@ def _reasoning(facts: Provenance, info: CardInfo) -> str:
 def _format(info: CardInfo) -> str:
     system = f"Each chat starts with the system prompt: {info.system_prompt!r}." if info.system_prompt else ""
     return "\n".join(
-        ["## Format", "", f"`{info.format}`: {FORMAT_NOTES[info.format]}. {system}".rstrip(), "", "```python",
-         info.load_code, "```"]
-    )  # fmt: skip
+        [
+            "## Format",
+            "",
+            f"`{info.format}`: {FORMAT_NOTES[info.format]}. {system}".rstrip(),
+            "",
+            "```python",
+            info.load_code,
+            "```",
+        ]
+    )
 
 
 def _counts_table(counts: dict[str, int] | None) -> str:

@@ -38,8 +38,9 @@ def destination_kind(dest: Path) -> str:
     if suffix and not dest.is_dir():
         raise SettingError(
             f"{{to}} {dest}: export writes no {suffix} files; name a .json, .jsonl or .parquet file, or a directory "
-            "(a name without an extension) for a datasets export", "to",
-        )  # fmt: skip
+            "(a name without an extension) for a datasets export",
+            "to",
+        )
     return DATASETS
 
 
@@ -58,7 +59,9 @@ def check_destination(dest: Path, overwrite: bool) -> None:
     else:
         exists = dest.exists()
     if exists and not overwrite:
-        raise SettingError(f"{{to}} {dest}: exists; pass {{overwrite}} to replace it, or choose another {{to}}", "to", "overwrite")
+        raise SettingError(
+            f"{{to}} {dest}: exists; pass {{overwrite}} to replace it, or choose another {{to}}", "to", "overwrite"
+        )
 
 
 def to_dataset(rows: list[dict], test_share: float | None, seed: int):

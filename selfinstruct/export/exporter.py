@@ -21,8 +21,17 @@ from ..records import read_records
 from ..runfiles import folder_of
 from .card import CardInfo, check_card_path, render_dataset_card, write_card
 from .destinations import (
-    DATASETS, JSON, JSONL, PARQUET, card_path, check_destination, destination_kind, split_sizes, to_dataset, write_rows,
-)  # fmt: skip
+    DATASETS,
+    JSON,
+    JSONL,
+    PARQUET,
+    card_path,
+    check_destination,
+    destination_kind,
+    split_sizes,
+    to_dataset,
+    write_rows,
+)
 from .formats import FORMATS, with_reasoning
 from .hub import REPO_ID, hub_token, push
 from .provenance import gather
@@ -50,7 +59,8 @@ class ExportOptions(BaseModel):
     seed: int = Field(42, description="shuffles the train/test split")
     system_prompt: str | None = None
     reasoning: Literal["inline", "field", "drop"] = Field(
-        "field", description="a reasoning trace: inline in the output (<think>...</think>), a column of its own, or dropped"
+        "field",
+        description="a reasoning trace: inline in the output (<think>...</think>), a column of its own, or dropped",
     )
     license: str = "other"
     language: str = "en"
@@ -69,20 +79,32 @@ class ExportOptions(BaseModel):
         kind = destination_kind(self.to) if self.to is not None else None
         fmt = FORMATS[self.format_name]
         if kind is None and self.push_to_hub is None:
-            raise SettingError("nowhere to export to: set {to} (a file or directory), {push_to_hub} (OWNER/NAME), or both", "to", "push_to_hub")
+            raise SettingError(
+                "nowhere to export to: set {to} (a file or directory), {push_to_hub} (OWNER/NAME), or both",
+                "to",
+                "push_to_hub",
+            )
         if self.push_to_hub is not None and not REPO_ID.match(self.push_to_hub):
-            raise SettingError(f"{{push_to_hub}} {self.push_to_hub!r}: expected OWNER/NAME, e.g. alice/my-instructions", "push_to_hub")
+            raise SettingError(
+                f"{{push_to_hub}} {self.push_to_hub!r}: expected OWNER/NAME, e.g. alice/my-instructions", "push_to_hub"
+            )
         if self.public and self.push_to_hub is None:
             raise SettingError("{public} applies to {push_to_hub} only", "public", "push_to_hub")
         if self.system_prompt and not fmt.chat:
-            raise SettingError(f"{{system_prompt}} applies to the chat formats (sharegpt, openai, messages), not {fmt.name}", "system_prompt")
+            raise SettingError(
+                f"{{system_prompt}} applies to the chat formats (sharegpt, openai, messages), not {fmt.name}",
+                "system_prompt",
+            )
         if fmt.only_jsonl and (kind != JSONL or self.push_to_hub):
             raise SettingError(
                 "{format} openai writes OpenAI's fine-tuning file, which is JSONL: use a .jsonl destination "
-                "(for Parquet, a datasets directory or the Hub, {format} messages has the same rows)", "format",
-            )  # fmt: skip
+                "(for Parquet, a datasets directory or the Hub, {format} messages has the same rows)",
+                "format",
+            )
         if self.split_test is not None and kind in (JSON, JSONL, PARQUET):
-            raise SettingError("{split_test} makes train/test splits for a datasets directory or the Hub, not one file", "split_test")
+            raise SettingError(
+                "{split_test} makes train/test splits for a datasets directory or the Hub, not one file", "split_test"
+            )
         return self
 
 
@@ -112,14 +134,24 @@ def export_dataset(src: str | Path, options: ExportOptions) -> ExportResult:
     if traced and fmt.only_jsonl and options.reasoning == "field":
         raise SettingError(
             f"{traced} records carry a reasoning trace, and OpenAI's fine-tuning file has no field for it: "
-            "set {reasoning} to inline or drop", "reasoning",
-        )  # fmt: skip
+            "set {reasoning} to inline or drop",
+            "reasoning",
+        )
     rows = [fmt.to_row(with_reasoning(record, options.reasoning), options.system_prompt) for record in records]
     facts = gather(src, records, options.run_dir)
     name = options.name or _default_name(src, options)
     card = lambda load_code, splits: render_dataset_card(  # noqa: E731
-        facts, CardInfo(name, fmt.name, load_code, options.license, options.language, options.system_prompt, splits,
-                        reasoning=options.reasoning if traced else None)  # fmt: skip
+        facts,
+        CardInfo(
+            name,
+            fmt.name,
+            load_code,
+            options.license,
+            options.language,
+            options.system_prompt,
+            splits,
+            reasoning=options.reasoning if traced else None,
+        ),
     )
     token = hub_token() if options.push_to_hub is not None else None  # before anything is written
     card_file = hub_url = None

@@ -47,15 +47,21 @@ def push(dataset, repo_id: str, card: str, private: bool, token: str) -> str:
             if private and not info.private:
                 raise SettingError(
                     f"{repo_id}: the dataset repository exists and is public; pass {{public}} to push to it anyway, "
-                    "or make it private on the Hub first", "public",
-                )  # fmt: skip
+                    "or make it private on the Hub first",
+                    "public",
+                )
             url = f"{api.endpoint}/datasets/{repo_id}"
         api.upload_file(
-            path_or_fileobj=card.encode("utf-8"), path_in_repo="README.md", repo_id=repo_id, repo_type="dataset",
+            path_or_fileobj=card.encode("utf-8"),
+            path_in_repo="README.md",
+            repo_id=repo_id,
+            repo_type="dataset",
             commit_message="Dataset card (selfinstruct export)",
-        )  # fmt: skip
+        )
         dataset.push_to_hub(repo_id, token=token, commit_message="Upload dataset (selfinstruct export)")
     except HfHubHTTPError as e:
         # The message names the status and the Hub's reason; the token is never part of it.
-        raise SelfInstructError(f"{repo_id}: the Hub refused the upload ({e}); check that the token may write there") from None
+        raise SelfInstructError(
+            f"{repo_id}: the Hub refused the upload ({e}); check that the token may write there"
+        ) from None
     return url

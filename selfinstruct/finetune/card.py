@@ -18,7 +18,9 @@ from .template import PROMPT_INPUT, PROMPT_NO_INPUT
 def find_dataset_card(data: Path) -> Path | None:
     """The card export wrote inside a dataset directory or beside a file (FILE.README.md; a README.md
     beside it from exports that wrote that)."""
-    cards = [data / "README.md"] if data.is_dir() else [data.with_name(data.name + CARD_SUFFIX), data.parent / "README.md"]
+    cards = (
+        [data / "README.md"] if data.is_dir() else [data.with_name(data.name + CARD_SUFFIX), data.parent / "README.md"]
+    )
     return next((card for card in cards if card.is_file()), None)
 
 
@@ -28,9 +30,15 @@ def _title(card: Path) -> str | None:
 
 
 def render_model_card(
-    *, base_model: str, hub_id: str | None, data: Path, recipe: Recipe, metrics: dict,
-    contents: Literal["adapter", "model", "merged"], merged: Path | None = None,
-) -> str:  # fmt: skip
+    *,
+    base_model: str,
+    hub_id: str | None,
+    data: Path,
+    recipe: Recipe,
+    metrics: dict,
+    contents: Literal["adapter", "model", "merged"],
+    merged: Path | None = None,
+) -> str:
     """The card for a directory holding an adapter, a fully fine-tuned model, or a merged copy."""
     from huggingface_hub import ModelCardData
 
@@ -84,15 +92,30 @@ def render_model_card(
         "",
     ]
     if recipe.template == "alpaca":
-        lines += ["Stanford Alpaca's template; the model answers and ends with EOS.", "", "```", PROMPT_NO_INPUT,
-                  "```", "", "With an input:", "", "```", PROMPT_INPUT, "```"]  # fmt: skip
+        lines += [
+            "Stanford Alpaca's template; the model answers and ends with EOS.",
+            "",
+            "```",
+            PROMPT_NO_INPUT,
+            "```",
+            "",
+            "With an input:",
+            "",
+            "```",
+            PROMPT_INPUT,
+            "```",
+        ]
     else:
-        lines.append("The tokenizer's chat template: a user turn (the instruction, a blank line, the input), "
-                     "then `add_generation_prompt=True`.")  # fmt: skip
+        lines.append(
+            "The tokenizer's chat template: a user turn (the instruction, a blank line, the input), "
+            "then `add_generation_prompt=True`."
+        )
     lines += ["", "## Files", ""]
     if contents == "merged":
-        lines += ["- this directory: the base model with the adapter merged in, and the tokenizer",
-                  "- the parent directory: the adapter, `recipe.toml`, `metrics.json`, `loss.png`"]  # fmt: skip
+        lines += [
+            "- this directory: the base model with the adapter merged in, and the tokenizer",
+            "- the parent directory: the adapter, `recipe.toml`, `metrics.json`, `loss.png`",
+        ]
     else:
         adapter = "the LoRA adapter (`PeftModel.from_pretrained(base, this_dir)`)"
         what = adapter if contents == "adapter" else "the model"

@@ -65,7 +65,10 @@ def encode(records: list[dict], tokenizer, template: Template, max_length: int) 
     if dropped or truncated:
         log.warning(
             "%d of %d records exceed max_length=%d tokens: %d cut short, %d dropped (prompt alone too long)",
-            truncated + dropped, len(records), max_length, truncated, dropped,
+            truncated + dropped,
+            len(records),
+            max_length,
+            truncated,
+            dropped,
         )
     return examples, stats
-

@@ -61,7 +61,9 @@ def varlen_attention_forward(module, query, key, value, attention_mask, dropout=
     ):
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
 
     batch, heads, tokens, dim = query.shape
     # (batch, heads, tokens, dim) -> (batch * tokens, heads, dim): the examples laid end to end.
@@ -118,8 +120,10 @@ def apply_liger(model) -> bool:
         log.info("liger_kernel = true in the recipe, but there is no CUDA GPU; training without it")
         return False
     if not liger_available():
-        log.warning("liger_kernel = true in the recipe, but liger-kernel is not installed; training without it "
-                    "(pip install 'selfinstruct[train-gpu]')")  # fmt: skip
+        log.warning(
+            "liger_kernel = true in the recipe, but liger-kernel is not installed; training without it "
+            "(pip install 'selfinstruct[train-gpu]')"
+        )
         return False
     from liger_kernel.transformers import _apply_liger_kernel_to_instance
 

@@ -29,10 +29,15 @@ Method = Literal["lora", "qlora", "full"]
 DEFAULT_RECIPES: dict[str, str] = {"lora": "lora-7b-24gb", "qlora": "qlora-7b-16gb", "full": "alpaca-full-fsdp"}
 
 Optimizer = Literal[
-    "adamw_torch", "adamw_torch_fused", "adafactor",
-    "adamw_bnb_8bit", "paged_adamw_8bit", "paged_adamw_32bit",  # bitsandbytes
-    "adamw_torch_8bit", "adamw_torch_4bit",  # torchao
-]  # fmt: skip
+    "adamw_torch",
+    "adamw_torch_fused",
+    "adafactor",
+    "adamw_bnb_8bit",
+    "paged_adamw_8bit",
+    "paged_adamw_32bit",  # bitsandbytes
+    "adamw_torch_8bit",
+    "adamw_torch_4bit",  # torchao
+]
 Scheduler = Literal["cosine", "linear", "constant", "constant_with_warmup", "inverse_sqrt"]
 
 

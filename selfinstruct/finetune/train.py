@@ -1,11 +1,11 @@
 """One fine-tuning run: records -> tokenised examples -> trl's SFTTrainer -> files in --out.
 
-    OUT/adapter_model.safetensors, adapter_config.json   LoRA / QLoRA (a full run: the model)
-    OUT/tokenizer files
-    OUT/README.md      model card
-    OUT/recipe.toml    the recipe as run, flags applied (pass it to --recipe to repeat the run)
-    OUT/metrics.json   loss curve and run summary;  OUT/loss.png
-    OUT/merged/        with --merge: the base model with the adapter folded in
+OUT/adapter_model.safetensors, adapter_config.json   LoRA / QLoRA (a full run: the model)
+OUT/tokenizer files
+OUT/README.md      model card
+OUT/recipe.toml    the recipe as run, flags applied (pass it to --recipe to repeat the run)
+OUT/metrics.json   loss curve and run summary;  OUT/loss.png
+OUT/merged/        with --merge: the base model with the adapter folded in
 """
 
 from __future__ import annotations
@@ -106,8 +106,16 @@ def _fsdp_checkpoints_activations() -> bool:
     return fsdp_enabled() and os.environ.get("FSDP_ACTIVATION_CHECKPOINTING") == "true"
 
 
-def build_trainer(model, tokenizer, examples: list[dict], recipe: Recipe, out: Path, precision: Precision,
-                  attention: str, callbacks=()):  # fmt: skip
+def build_trainer(
+    model,
+    tokenizer,
+    examples: list[dict],
+    recipe: Recipe,
+    out: Path,
+    precision: Precision,
+    attention: str,
+    callbacks=(),
+):
     """The SFTTrainer for already-encoded examples (see `data.encode`)."""
     import datasets
     from trl import SFTTrainer
@@ -172,4 +180,3 @@ def run(data: Path, model: str, out: Path, recipe: Recipe, merge: bool = False) 
     contents = "model" if recipe.method == "full" else "adapter"
     (out / "README.md").write_text(render_model_card(**about, contents=contents, merged=merged), encoding="utf-8")
     return FinetuneResult(out, trainer.state.global_step, metrics["first_loss"], metrics["last_loss"], merged)
-

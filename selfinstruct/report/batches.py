@@ -22,12 +22,14 @@ def batch_rows(src: str | Path) -> list[dict]:
     rows = []
     for record in state.batches.values():
         answers = answers_of.get(record.batch_id, []) if record.batch_id is not None else []
-        rows.append({
-            "key": record.key,
-            "batch_id": record.batch_id,
-            "status": record.status or "open",
-            "requests": len(record.request_ids),
-            "answered": len(answers),
-            "cost_usd": round(sum(r["cost_usd"] or 0.0 for r in answers), 8),
-        })  # fmt: skip
+        rows.append(
+            {
+                "key": record.key,
+                "batch_id": record.batch_id,
+                "status": record.status or "open",
+                "requests": len(record.request_ids),
+                "answered": len(answers),
+                "cost_usd": round(sum(r["cost_usd"] or 0.0 for r in answers), 8),
+            }
+        )
     return rows

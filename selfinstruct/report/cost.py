@@ -87,13 +87,20 @@ def cost_report(src: str | Path) -> CostReport:
     state = load_ledger(ledger)
     config = run.read_config() or {}
     if not state.requests and (not config or ledger.name != LEDGER_FILE):  # a table of zeros would say nothing
-        raise SelfInstructError(f"{src}: not a run, no request is recorded in it; cost reads a run directory "
-                                "made by generate, answer or judge (or its ledger.jsonl)")  # fmt: skip
+        raise SelfInstructError(
+            f"{src}: not a run, no request is recorded in it; cost reads a run directory "
+            "made by generate, answer or judge (or its ledger.jsonl)"
+        )
     settings = config.get("config") or {}
     model = (config.get("identity") or {}).get("model") or next((r.get("model") for r in state.responses), None)
-    price = price_for(model, settings.get("price_in"), settings.get("price_out"), settings.get("price_cached")) if model else None
-    summary = CostSummary.of(state.totals, model=model, price=price, accepted=count_jsonl(run.data),
-                             max_cost_usd=settings.get("max_cost"))  # fmt: skip
+    price = (
+        price_for(model, settings.get("price_in"), settings.get("price_out"), settings.get("price_cached"))
+        if model
+        else None
+    )
+    summary = CostSummary.of(
+        state.totals, model=model, price=price, accepted=count_jsonl(run.data), max_cost_usd=settings.get("max_cost")
+    )
     stats = run.read_stats() or {}
     report = CostReport(**vars(summary), source=str(src), candidates=stats.get("candidates"))
     if report.accepted:

@@ -61,8 +61,13 @@ def build_report(src, out, compare=None, seeds=None) -> ReportResult:
     page = _page(summaries)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out, page)
-    return ReportResult(out, out.stat().st_size, time.perf_counter() - start, [s.size for s in summaries],
-                        [len(verb_tree(s.verb_nouns)) for s in summaries])  # fmt: skip
+    return ReportResult(
+        out,
+        out.stat().st_size,
+        time.perf_counter() - start,
+        [s.size for s in summaries],
+        [len(verb_tree(s.verb_nouns)) for s in summaries],
+    )
 
 
 def default_report_path(src) -> Path:
@@ -82,11 +87,20 @@ def _page(summaries: list[Summary]) -> str:
     from plotly.offline import get_plotlyjs
 
     names = " vs ".join(html.escape(s.name) for s in summaries)
-    sections = [_verbs(summaries), _lengths(summaries), _diversity(summaries), _funnel(summaries), _cost(summaries),
-                _records(summaries)]  # fmt: skip
+    sections = [
+        _verbs(summaries),
+        _lengths(summaries),
+        _diversity(summaries),
+        _funnel(summaries),
+        _cost(summaries),
+        _records(summaries),
+    ]
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    described = "".join(f"<li><b>{html.escape(s.name)}</b>: {s.size:,} records, {s.source.kind} "
-                        f"<code>{html.escape(str(s.source.path))}</code></li>" for s in summaries)  # fmt: skip
+    described = "".join(
+        f"<li><b>{html.escape(s.name)}</b>: {s.size:,} records, {s.source.kind} "
+        f"<code>{html.escape(str(s.source.path))}</code></li>"
+        for s in summaries
+    )
     nav = " · ".join(f'<a href="#{key}">{title}</a>' for key, title in SECTION_TITLES.items())
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -105,8 +119,14 @@ def _page(summaries: list[Summary]) -> str:
 """
 
 
-SECTION_TITLES = {"verbs": "Verbs and objects", "lengths": "Lengths", "diversity": "Diversity", "funnel": "Funnel",
-                  "cost": "Cost", "records": "Records"}  # fmt: skip
+SECTION_TITLES = {
+    "verbs": "Verbs and objects",
+    "lengths": "Lengths",
+    "diversity": "Diversity",
+    "funnel": "Funnel",
+    "cost": "Cost",
+    "records": "Records",
+}
 
 
 def _section(key: str, body: str) -> str:
@@ -116,8 +136,12 @@ def _section(key: str, body: str) -> str:
 def _figure(figure, div_id: str) -> str:
     """The figure's div ("chart-" + div_id: never a section's id) and the script that draws it."""
     # include_plotlyjs=False: the page's head holds the one copy of plotly.js all figures share
-    return figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"chart-{div_id}",
-                          config={"displaylogo": False, "responsive": True})  # fmt: skip
+    return figure.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=f"chart-{div_id}",
+        config={"displaylogo": False, "responsive": True},
+    )
 
 
 def _row(cells: list[str]) -> str:
@@ -137,19 +161,42 @@ def _verbs(summaries: list[Summary]) -> str:
     cells = []
     for i, s in enumerate(summaries):
         kinds = s.verb_counts()
-        facts = [("of instructions open with a command verb", _pct(kinds["verb"], s.size)),
-                 ("are questions", _pct(kinds[QUESTION], s.size)),
-                 ("neither (no verb found)", _pct(kinds[None], s.size))]  # fmt: skip
-        cells.append(_facts(s, facts) + _figure(sunburst_figure(s.verb_nouns, f"Verbs and objects: {s.name}"), f"sunburst-{i}"))
+        facts = [
+            ("of instructions open with a command verb", _pct(kinds["verb"], s.size)),
+            ("are questions", _pct(kinds[QUESTION], s.size)),
+            ("neither (no verb found)", _pct(kinds[None], s.size)),
+        ]
+        cells.append(
+            _facts(s, facts) + _figure(sunburst_figure(s.verb_nouns, f"Verbs and objects: {s.name}"), f"sunburst-{i}")
+        )
     return _section("verbs", f'<p class="method">{METHOD}</p>' + _row(cells))
 
 
 def _lengths(summaries: list[Summary]) -> str:
-    facts = _row([_facts(s, [(f"median {field} tokens", f"{_median(s.input_lengths() if field == 'input' else s.lengths[field]):.0f}")
-                             for field in charts.LENGTH_FIELDS] + [("have an input", _pct(s.with_input(), s.size))])
-                  for s in summaries])  # fmt: skip
-    body = facts + _figure(charts.length_histograms(summaries), "lengths") + _figure(charts.input_share(summaries), "input-share")
-    return _section("lengths", '<p class="muted">Tokens in tiktoken\'s cl100k_base; inputs counted where there is one.</p>' + body)
+    facts = _row(
+        [
+            _facts(
+                s,
+                [
+                    (
+                        f"median {field} tokens",
+                        f"{_median(s.input_lengths() if field == 'input' else s.lengths[field]):.0f}",
+                    )
+                    for field in charts.LENGTH_FIELDS
+                ]
+                + [("have an input", _pct(s.with_input(), s.size))],
+            )
+            for s in summaries
+        ]
+    )
+    body = (
+        facts
+        + _figure(charts.length_histograms(summaries), "lengths")
+        + _figure(charts.input_share(summaries), "input-share")
+    )
+    return _section(
+        "lengths", '<p class="muted">Tokens in tiktoken\'s cl100k_base; inputs counted where there is one.</p>' + body
+    )
 
 
 def _median(values) -> float:
@@ -160,11 +207,17 @@ def _diversity(summaries: list[Summary]) -> str:
     cells = []
     for s in summaries:
         above = int((s.rouge_to_seed > ALPACA_THRESHOLD).sum())
-        facts = [("median ROUGE-L to the most similar seed", f"{_median(s.rouge_to_seed):.2f}"),
-                 (f"above {ALPACA_THRESHOLD} (what Alpaca's filter calls a near-copy)", _pct(above, s.size)),
-                 ("distinct first words", f"{len(s.first_words):,} ({_pct(len(s.first_words), s.size)} of records)")]  # fmt: skip
+        facts = [
+            ("median ROUGE-L to the most similar seed", f"{_median(s.rouge_to_seed):.2f}"),
+            (f"above {ALPACA_THRESHOLD} (what Alpaca's filter calls a near-copy)", _pct(above, s.size)),
+            ("distinct first words", f"{len(s.first_words):,} ({_pct(len(s.first_words), s.size)} of records)"),
+        ]
         cells.append(_facts(s, facts) + _clusters(s))
-    body = (_figure(charts.rouge_histogram(summaries), "rouge") + _row(cells) + _figure(charts.first_words_chart(summaries), "first-words"))
+    body = (
+        _figure(charts.rouge_histogram(summaries), "rouge")
+        + _row(cells)
+        + _figure(charts.first_words_chart(summaries), "first-words")
+    )
     return _section("diversity", body)
 
 
@@ -175,23 +228,31 @@ def _clusters(summary: Summary) -> str:
         return '<p class="muted">The cleaner removed no duplicates.</p>'
     items = []
     for c in summary.clusters:
-        examples = "".join(f"<li>{html.escape(r.get('instruction', ''))} <span class=\"muted\">({r['reason']})</span></li>"
-                           for r in c.removed[:3])  # fmt: skip
+        examples = "".join(
+            f'<li>{html.escape(r.get("instruction", ""))} <span class="muted">({r["reason"]})</span></li>'
+            for r in c.removed[:3]
+        )
         more = f'<li class="muted">and {len(c.removed) - 3:,} more</li>' if len(c.removed) > 3 else ""
-        items.append(f"<li><b>{html.escape(c.original)}</b> <span class=\"muted\">({html.escape(c.original_id)}, "
-                     f"{html.escape(c.status)}; {len(c.removed):,} removed)</span><ul>{examples}{more}</ul></li>")  # fmt: skip
-    return f"<h4>The largest groups of duplicates removed</h4><ol class=\"clusters\">{''.join(items)}</ol>"
+        items.append(
+            f'<li><b>{html.escape(c.original)}</b> <span class="muted">({html.escape(c.original_id)}, '
+            f"{html.escape(c.status)}; {len(c.removed):,} removed)</span><ul>{examples}{more}</ul></li>"
+        )
+    return f'<h4>The largest groups of duplicates removed</h4><ol class="clusters">{"".join(items)}</ol>'
 
 
 def _funnel(summaries: list[Summary]) -> str:
     cells = []
     for i, s in enumerate(summaries):
         if s.funnel is None:
-            cells.append(f'<p class="muted">{html.escape(s.name)}: a plain dataset, so no record of what was rejected.</p>')
+            cells.append(
+                f'<p class="muted">{html.escape(s.name)}: a plain dataset, so no record of what was rejected.</p>'
+            )
             continue
         parts = [_figure(charts.funnel_chart(s), f"funnel-{i}")]
         if s.funnel.unparseable:
-            parts.append(f'<p class="muted">Besides: {s.funnel.unparseable:,} parts of answers could not be read as tasks.</p>')
+            parts.append(
+                f'<p class="muted">Besides: {s.funnel.unparseable:,} parts of answers could not be read as tasks.</p>'
+            )
         if s.acceptance is not None:
             parts.append(_figure(charts.acceptance_chart(s), f"acceptance-{i}"))
         cells.append("".join(parts))
@@ -208,12 +269,23 @@ def _cost(summaries: list[Summary]) -> str:
             cells.append(f'<p class="muted">{html.escape(s.name)}: not a run directory, so no ledger and no cost.</p>')
             continue
         per_record = cost.tokens_per_record()
-        facts = [("spent", usd(cost.cost_usd) if cost.cost_usd is not None else f"unknown (no price for {html.escape(str(cost.model))})"),
-                 ("per 1,000 accepted records", usd(cost.usd_per_1000_accepted)),
-                 ("tokens", f"{cost.prompt_tokens:,} prompt + {cost.completion_tokens:,} completion"),
-                 ("tokens per accepted record", "n/a" if per_record is None else
-                  f"{per_record['prompt']:,.0f} prompt + {per_record['completion']:,.0f} completion"),
-                 ("requests", f"{cost.requests:,} ({cost.failures:,} failed)")]  # fmt: skip
+        facts = [
+            (
+                "spent",
+                usd(cost.cost_usd)
+                if cost.cost_usd is not None
+                else f"unknown (no price for {html.escape(str(cost.model))})",
+            ),
+            ("per 1,000 accepted records", usd(cost.usd_per_1000_accepted)),
+            ("tokens", f"{cost.prompt_tokens:,} prompt + {cost.completion_tokens:,} completion"),
+            (
+                "tokens per accepted record",
+                "n/a"
+                if per_record is None
+                else f"{per_record['prompt']:,.0f} prompt + {per_record['completion']:,.0f} completion",
+            ),
+            ("requests", f"{cost.requests:,} ({cost.failures:,} failed)"),
+        ]
         parts = [_facts(s, facts)]
         if s.spending is not None:
             parts.append(_figure(charts.spending_chart(s), f"spending-{i}"))

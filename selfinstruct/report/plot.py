@@ -33,7 +33,9 @@ def plot_projection(report: CostReport, path: str | Path) -> Path:
     ax.set_yticks(list(positions), [p.model for p in bars])
     ax.invert_yaxis()
     ax.set_xlabel("USD")
-    ax.set_title(f"{PROJECTED_RECORDS:,} accepted records at the tokens per record of this run\n(teacher: {report.model})")
+    ax.set_title(
+        f"{PROJECTED_RECORDS:,} accepted records at the tokens per record of this run\n(teacher: {report.model})"
+    )
     ax.legend(loc="best")
     fig.tight_layout()
     path = Path(path)

@@ -12,7 +12,11 @@ MAX_CHARS = 400  # per cell: the table shows what a record is, the dataset holds
 def records_table(summaries: list[Summary]) -> str:
     compare = len(summaries) > 1
     rows = [_row(s.name, record, compare) for s in summaries for record in s.sample]
-    header = "".join(f"<th>{h}</th>" for h in (["dataset"] if compare else []) + ["verdict", "instruction", "input", "output", "verb / object", "detail"])
+    header = "".join(
+        f"<th>{h}</th>"
+        for h in (["dataset"] if compare else [])
+        + ["verdict", "instruction", "input", "output", "verb / object", "detail"]
+    )
     return f"""<p class="muted">A random sample: up to {SAMPLE_ACCEPTED} accepted and {SAMPLE_REJECTED} rejected records
 per dataset, each rejected one with the rule that rejected it. Type to search every column.</p>
 <input id="search" type="search" placeholder="Search instructions, outputs, verdicts..." aria-label="search records">

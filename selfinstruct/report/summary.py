@@ -85,8 +85,16 @@ def token_lengths(texts: list[str]) -> np.ndarray:
 def _sample(source: Source, verb_nouns: list[VerbNoun]) -> list[dict]:
     rng = random.Random(0)
     accepted = rng.sample(range(len(source.records)), min(SAMPLE_ACCEPTED, len(source.records)))
-    rows = [{**source.records[i], "verdict": "accepted", "detail": "", "verb": verb_nouns[i].verb,
-             "noun": verb_nouns[i].noun} for i in sorted(accepted)]  # fmt: skip
+    rows = [
+        {
+            **source.records[i],
+            "verdict": "accepted",
+            "detail": "",
+            "verb": verb_nouns[i].verb,
+            "noun": verb_nouns[i].noun,
+        }
+        for i in sorted(accepted)
+    ]
     rejected = source.rejected or []
     for i in sorted(rng.sample(range(len(rejected)), min(SAMPLE_REJECTED, len(rejected)))):
         row = rejected[i]

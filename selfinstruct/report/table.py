@@ -12,18 +12,33 @@ def render_table(report: CostReport) -> str:
     spent = usd(report.cost_usd) if report.cost_usd is not None else f"unknown (no price for {report.model})"
     estimated = f", {report.estimated_responses} counted locally" if report.estimated_responses else ""
     run = [
-        ("requests", f"{report.requests:,}", f"{report.responses:,} answered, {report.failures:,} failed"
-         + (f"; {report.batch_responses:,} through the Batch API, at its discount" if report.batch_responses else "")),
+        (
+            "requests",
+            f"{report.requests:,}",
+            f"{report.responses:,} answered, {report.failures:,} failed"
+            + (
+                f"; {report.batch_responses:,} through the Batch API, at its discount" if report.batch_responses else ""
+            ),
+        ),
         ("prompt tokens", f"{report.prompt_tokens:,}", f"{report.cached_tokens:,} cached{estimated}"),
-        ("completion tokens", f"{report.completion_tokens:,}",
-         f"{report.reasoning_tokens:,} of them reasoning" if report.reasoning_tokens else ""),
+        (
+            "completion tokens",
+            f"{report.completion_tokens:,}",
+            f"{report.reasoning_tokens:,} of them reasoning" if report.reasoning_tokens else "",
+        ),
         ("spent", spent, ""),
-        ("possibly billed", usd(report.unsettled_usd),
-         f"reserved for {report.unsettled_requests:,} requests with no recorded outcome"),
-        ("accepted records", f"{report.accepted:,}",
-         "" if rate is None else f"acceptance {rate:.1%} of {report.candidates:,} candidates"),
+        (
+            "possibly billed",
+            usd(report.unsettled_usd),
+            f"reserved for {report.unsettled_requests:,} requests with no recorded outcome",
+        ),
+        (
+            "accepted records",
+            f"{report.accepted:,}",
+            "" if rate is None else f"acceptance {rate:.1%} of {report.candidates:,} candidates",
+        ),
         ("per 1,000 accepted", usd(report.usd_per_1000_accepted), ""),
-    ]  # fmt: skip
+    ]
     lines = [f"Cost of {report.source} (teacher: {report.model})", "", *_align(run, right=(1,))]
     per_record = report.tokens_per_record()
     if per_record is None:
@@ -35,11 +50,19 @@ def render_table(report: CostReport) -> str:
         "",
     ]
     rows = [("model", "standard", "batch (-50%)", "")]
-    rows += [(p.model, usd(p.standard_usd, 2), usd(p.batch_usd, 2) if p.batch_usd is not None else "-", "")
-             for p in report.projections]  # fmt: skip
+    rows += [
+        (p.model, usd(p.standard_usd, 2), usd(p.batch_usd, 2) if p.batch_usd is not None else "-", "")
+        for p in report.projections
+    ]
     alpaca = report.alpaca
-    rows.append((alpaca.model, usd(alpaca.standard_usd, 2), "-",
-                 f"Alpaca's teacher; Alpaca reported < ${ALPACA_REFERENCE['reported_usd']} for 52K"))  # fmt: skip
+    rows.append(
+        (
+            alpaca.model,
+            usd(alpaca.standard_usd, 2),
+            "-",
+            f"Alpaca's teacher; Alpaca reported < ${ALPACA_REFERENCE['reported_usd']} for 52K",
+        )
+    )
     lines += _align(rows, right=(1, 2))
     return "\n".join(lines) + "\n"
 

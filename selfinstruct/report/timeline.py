@@ -51,7 +51,9 @@ def funnel(source: Source) -> Funnel | None:
     rules = source.rule_counts
     if rules is not None:
         if "candidates" in stats:  # a run; what the cleaner kept past the target is in its surplus
-            return Funnel(stats["candidates"], rules, stats["accepted"] + stats.get("surplus", 0), stats.get("unparseable", 0))
+            return Funnel(
+                stats["candidates"], rules, stats["accepted"] + stats.get("surplus", 0), stats.get("unparseable", 0)
+            )
         return Funnel(stats.get("seen", 0), rules, stats.get("kept", len(source.records)))
     if source.rejected is None:
         return None

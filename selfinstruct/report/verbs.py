@@ -50,10 +50,24 @@ INTRO_WORDS = frozenset(
     "considering as to by".split()
 )
 # After "you": a command stated as a need or a wish ("You will need to write ...").
-REQUEST_PHRASES = [p.split() for p in (
-    "will need to", "need to", "have to", "should", "must", "will be required to", "are required to",
-    "are asked to", "will be asked to", "could", "can", "wrote", "would",
-)]  # fmt: skip
+REQUEST_PHRASES = [
+    p.split()
+    for p in (
+        "will need to",
+        "need to",
+        "have to",
+        "should",
+        "must",
+        "will be required to",
+        "are required to",
+        "are asked to",
+        "will be asked to",
+        "could",
+        "can",
+        "wrote",
+        "would",
+    )
+]
 INDIRECT_OBJECTS = frozenset("me us him her them someone everyone".split())
 DETERMINERS = frozenset(
     "a an the this that these those some any each every all both few several many more most much no "
@@ -141,7 +155,12 @@ def _object_noun(words: list[str]) -> str | None:
         i += 1
     if i and i < len(words) and words[i] == "with":
         i += 1
-    if i + 1 < len(words) and words[i] in INDIRECT_OBJECTS and words[i + 1] not in STOP_WORDS and words[i + 1].isalpha():
+    if (
+        i + 1 < len(words)
+        and words[i] in INDIRECT_OBJECTS
+        and words[i + 1] not in STOP_WORDS
+        and words[i + 1].isalpha()
+    ):
         i += 1  # "Give me a list": the direct object comes after
     while i < len(words) and (words[i] in DETERMINERS or words[i] in POINTERS or words[i].isdigit()):
         i += 1

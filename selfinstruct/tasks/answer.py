@@ -52,7 +52,9 @@ class AnswerConfig(JobConfig):
     source: str = Field(description="The instructions to answer: a run directory, a dataset, or a JSONL of prompts.")
     samples: int = Field(1, ge=1, le=64, description="Answers asked for each instruction (rejection sampling).")
     system: str | None = Field(None, description="A system prompt for every request.")
-    verify: Literal["math"] | None = Field(None, description="Keep only answers equal to the source's `answer` / `solution` (math-verify).")
+    verify: Literal["math"] | None = Field(
+        None, description="Keep only answers equal to the source's `answer` / `solution` (math-verify)."
+    )
     preset: str = Field("answer", description="Cleaning preset name or .toml path.")
 
 
@@ -111,14 +113,23 @@ class AnswerTask(ItemTask):
     def parse(self, request: dict, response: dict) -> Parsed:
         prompt = self.prompt_of(request["item"])
         reasoning, answer = split_reasoning(response["content"], response.get("reasoning"))
-        record = {"id": response["request_id"], "instruction": prompt.instruction, "input": prompt.input, "output": answer}
+        record = {
+            "id": response["request_id"],
+            "instruction": prompt.instruction,
+            "input": prompt.input,
+            "output": answer,
+        }
         if reasoning is not None:
             record["reasoning"] = reasoning
         record |= {"source_id": prompt.id, "sample": request["sample"]}
         if prompt.reference is not None:
             record["reference_answer"] = prompt.reference
-        record |= {"finish_reason": response["finish_reason"], "request_id": response["request_id"],
-                   "teacher_model": response["model"], "created": response["time"]}  # fmt: skip
+        record |= {
+            "finish_reason": response["finish_reason"],
+            "request_id": response["request_id"],
+            "teacher_model": response["model"],
+            "created": response["time"],
+        }
         return Parsed([record])
 
     def describe(self, stats: Stats) -> dict:
@@ -150,22 +161,38 @@ def check_references(source: str, prompts: list[Prompt]) -> None:
     fields = " or ".join(repr(f) for f in REFERENCE_FIELDS)
     references = [p.reference for p in prompts if p.reference is not None]
     if not references:
-        raise SettingError(f"{source}: no record has a reference answer (the field {fields}), so {{verify}} has "
-                           "nothing to check the answers against: add the field, or run without {verify}", "verify")  # fmt: skip
+        raise SettingError(
+            f"{source}: no record has a reference answer (the field {fields}), so {{verify}} has "
+            "nothing to check the answers against: add the field, or run without {verify}",
+            "verify",
+        )
     if not any(reference_answer(reference) for reference in references):
-        raise SettingError(f"{source}: math-verify can read none of the {len(references)} reference answers (the field "
-                           f"{fields}; the first: {final_reference(references[0])[:40]!r}), so {{verify}} can verify nothing",
-                           "verify")  # fmt: skip
+        raise SettingError(
+            f"{source}: math-verify can read none of the {len(references)} reference answers (the field "
+            f"{fields}; the first: {final_reference(references[0])[:40]!r}), so {{verify}} can verify nothing",
+            "verify",
+        )
     if len(references) < len(prompts):
-        warn(f"{source}: {len(prompts) - len(references)} of {len(prompts)} records have no reference answer ({fields}); "
-             f"their answers will be rejected as {Unverifiable.name!r}")  # fmt: skip
+        warn(
+            f"{source}: {len(prompts) - len(references)} of {len(prompts)} records have no reference answer ({fields}); "
+            f"their answers will be rejected as {Unverifiable.name!r}"
+        )
 
 
-def answer(config: AnswerConfig, out: str | Path, *, overwrite: bool = False, progress: bool = True,
-           policy: StopPolicy = StopPolicy(), teacher=None) -> JobResult:  # fmt: skip
+def answer(
+    config: AnswerConfig,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    policy: StopPolicy = StopPolicy(),
+    teacher=None,
+) -> JobResult:
     """Run (or resume) an answer run into the directory `out` (see `engine.run.run_job`)."""
     config = config.resolved()
-    return run_job(answer_task(config), config, out, overwrite=overwrite, progress=progress, policy=policy, teacher=teacher)
+    return run_job(
+        answer_task(config), config, out, overwrite=overwrite, progress=progress, policy=policy, teacher=teacher
+    )
 
 
 def estimate_answer_cost(config: AnswerConfig, out: str | Path | None = None) -> CostEstimate:
@@ -184,7 +211,9 @@ def verification_summary(result: JobResult) -> list[str]:
         return []
     method, checked, correct = verification["method"], verification["checked"], verification["correct"]
     if not checked:
-        raise SelfInstructError(f"no answer could be verified ({method}): see the reasons in {result.out_dir / 'rejected.jsonl'}")
+        raise SelfInstructError(
+            f"no answer could be verified ({method}): see the reasons in {result.out_dir / 'rejected.jsonl'}"
+        )
     return [f"verified ({method}): {correct}/{checked} correct ({verification['pass_rate']:.1%})"]
 
 

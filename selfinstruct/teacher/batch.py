@@ -54,20 +54,31 @@ class RemoteBatch:
     def of(cls, batch) -> "RemoteBatch":
         counts = batch.request_counts
         return cls(
-            batch.id, batch.status, counts.total if counts else 0, counts.completed if counts else 0,
-            counts.failed if counts else 0, batch.input_file_id, batch.output_file_id, batch.error_file_id,
+            batch.id,
+            batch.status,
+            counts.total if counts else 0,
+            counts.completed if counts else 0,
+            counts.failed if counts else 0,
+            batch.input_file_id,
+            batch.output_file_id,
+            batch.error_file_id,
             dict(batch.metadata or {}),
-        )  # fmt: skip
+        )
 
 
 class BatchAPI:
     def __init__(self, settings: TeacherSettings):
         # These are few, small calls: the client's own retries (backoff on 429/5xx) suffice.
-        self._client = openai.OpenAI(base_url=settings.base_url, api_key=settings.api_key, timeout=settings.timeout_s, max_retries=6)
+        self._client = openai.OpenAI(
+            base_url=settings.base_url, api_key=settings.api_key, timeout=settings.timeout_s, max_retries=6
+        )
 
     def upload(self, name: str, data: bytes) -> str:
         """The id of the batch input file called `name`: uploaded now, or earlier (a restart)."""
-        return self.find_file(name) or self._client.files.create(file=(name, data, "application/jsonl"), purpose="batch").id
+        return (
+            self.find_file(name)
+            or self._client.files.create(file=(name, data, "application/jsonl"), purpose="batch").id
+        )
 
     def find_file(self, name: str) -> str | None:
         """The newest batch input file called `name`, among the newest `FIND_LIMIT`."""
@@ -75,7 +86,9 @@ class BatchAPI:
         return next((f.id for f in itertools.islice(files, FIND_LIMIT) if f.filename == name), None)
 
     def create(self, file_id: str, metadata: dict) -> RemoteBatch:
-        batch = self._client.batches.create(input_file_id=file_id, endpoint=ENDPOINT, completion_window="24h", metadata=metadata)
+        batch = self._client.batches.create(
+            input_file_id=file_id, endpoint=ENDPOINT, completion_window="24h", metadata=metadata
+        )
         return RemoteBatch.of(batch)
 
     def find(self, metadata: dict) -> RemoteBatch | None:

@@ -35,9 +35,12 @@ REFUSAL_HINTS = {  # status -> (hint, the settings it names)
     401: ("the API key was not accepted: check the key in ${key_env}", ()),
     403: ("the key has no access to this model or endpoint", ()),
     404: ("the endpoint or model was not found: check {base_url} and {model}", ("base_url", "model")),
-    501: ("the server does not implement chat completions: check that {base_url} is an OpenAI-compatible API, "
-          "most end in /v1", ("base_url",)),
-}  # fmt: skip
+    501: (
+        "the server does not implement chat completions: check that {base_url} is an OpenAI-compatible API, "
+        "most end in /v1",
+        ("base_url",),
+    ),
+}
 GATEWAY_STATUSES = (502, 503, 504)  # a proxy's error page while the API behind it starts: retried, even at first
 CONNECT_ERRORS = ("ConnectError", "UnsupportedProtocol")  # httpx's (httpx2's) failures to open a connection
 
@@ -75,8 +78,12 @@ class TeacherSettings:
 
 
 class TeacherClient:
-    def __init__(self, settings: TeacherSettings, limiter: RateLimiter | None = None,
-                 on_retry: Callable[[str], None] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        settings: TeacherSettings,
+        limiter: RateLimiter | None = None,
+        on_retry: Callable[[str], None] | None = None,
+    ):
         """`on_retry(kind)` hears of each failure about to be retried ("HTTP 429", "timeout"...)."""
         self.settings = settings
         self.limiter = limiter or RateLimiter()
@@ -168,18 +175,28 @@ class TeacherClient:
                     attempts = attempt.retry_state.attempt_number
                     # counting tokens costs CPU: only while a tokens/minute limit is known
                     limit = body.params.get(self.dialect.limit_param, 0)
-                    tokens_needed = estimate_prompt_tokens(body.messages) + limit if self.limiter.tokens.per_minute else 0
+                    tokens_needed = (
+                        estimate_prompt_tokens(body.messages) + limit if self.limiter.tokens.per_minute else 0
+                    )
                     await self.limiter.acquire(tokens_needed)
-                    raw = await self._client.post(CHAT_COMPLETIONS, cast_to=object, body=body.json, options={"headers": headers})
+                    raw = await self._client.post(
+                        CHAT_COMPLETIONS, cast_to=object, body=body.json, options={"headers": headers}
+                    )
                     self.limiter.update_from_headers(raw.headers)
                     answer = raw.parse()
                     if isinstance(answer, str):
-                        raise NotJSON(f"HTTP {raw.status_code} {raw.headers.get('content-type', '')}: {_short(answer, 80)}")
+                        raise NotJSON(
+                            f"HTTP {raw.status_code} {raw.headers.get('content-type', '')}: {_short(answer, 80)}"
+                        )
                     self.reached = True
                     completion = read_answer(
-                        answer, body, latency_s=round(time.monotonic() - started, 3), attempts=attempts,
-                        retry_errors=retry_errors, provider_request_id=raw.headers.get("x-request-id"),
-                    )  # fmt: skip
+                        answer,
+                        body,
+                        latency_s=round(time.monotonic() - started, 3),
+                        attempts=attempts,
+                        retry_errors=retry_errors,
+                        provider_request_id=raw.headers.get("x-request-id"),
+                    )
         except Exception as e:
             if not _is_transient(e):
                 raise
@@ -215,7 +232,9 @@ def _wrong_endpoint(e: BaseException) -> str | None:
         if any(type(cause).__name__ in CONNECT_ERRORS for cause in chain):
             return f"cannot be reached: {_connect_failure(chain[-1])}"
     if isinstance(e, (NotJSON, json.JSONDecodeError)):
-        return f"answered with something that is not JSON, so it is not an OpenAI-compatible API ({_short(str(e), 120)})"
+        return (
+            f"answered with something that is not JSON, so it is not an OpenAI-compatible API ({_short(str(e), 120)})"
+        )
     if isinstance(e, openai.APIStatusError) and isinstance(e.body, str) and e.status_code not in GATEWAY_STATUSES:
         return f"answered HTTP {e.status_code} with a body that is not JSON, so it is not an OpenAI-compatible API"
     return None

@@ -107,17 +107,30 @@ def server_command(port: int, n_ctx: int) -> list[str]:
     """`selfinstruct teacher serve` for a child process; `-X faulthandler` makes a crash in
     llama.cpp print the Python stack of every thread into the teacher's log."""
     return [
-        sys.executable, "-X", "faulthandler", "-m", "selfinstruct", "teacher", "serve",
-        "--gguf", str(bundled_gguf()), "--port", str(port), "--n-ctx", str(n_ctx),
-        "--parent-pid", str(os.getpid()),
-    ]  # fmt: skip
+        sys.executable,
+        "-X",
+        "faulthandler",
+        "-m",
+        "selfinstruct",
+        "teacher",
+        "serve",
+        "--gguf",
+        str(bundled_gguf()),
+        "--port",
+        str(port),
+        "--n-ctx",
+        str(n_ctx),
+        "--parent-pid",
+        str(os.getpid()),
+    ]
 
 
 class EmbeddedTeacher:
     """Context manager: `with EmbeddedTeacher(log_path=...) as teacher: teacher.base_url`."""
 
-    def __init__(self, log_path: Path | None = None, n_ctx: int = 4096,
-                 command: Callable[[int, int], list[str]] | None = None):  # fmt: skip
+    def __init__(
+        self, log_path: Path | None = None, n_ctx: int = 4096, command: Callable[[int, int], list[str]] | None = None
+    ):
         """`command(port, n_ctx)`: the server's command line [`server_command`]; tests start
         stand-ins that crash."""
         self.log_path = log_path
@@ -168,7 +181,9 @@ class EmbeddedTeacher:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.2)
-        raise SelfInstructError(f"The embedded teacher did not answer within {READY_TIMEOUT_S:.0f} s.{self._log_hint()}")
+        raise SelfInstructError(
+            f"The embedded teacher did not answer within {READY_TIMEOUT_S:.0f} s.{self._log_hint()}"
+        )
 
     def _probe(self) -> None:
         """One real completion before any work is sent: a server that answers `/models` can
@@ -251,7 +266,9 @@ def check(log_path: Path | None = None) -> TeacherCheck:
     try:
         import llama_cpp
     except ImportError:
-        raise SelfInstructError("The embedded teacher needs llama.cpp's server: pip install 'selfinstruct[local]'") from None
+        raise SelfInstructError(
+            "The embedded teacher needs llama.cpp's server: pip install 'selfinstruct[local]'"
+        ) from None
     build = llama_cpp.llama_print_system_info().decode(errors="replace").strip()
     with EmbeddedTeacher(log_path=log_path) as teacher:
         started = time.monotonic()

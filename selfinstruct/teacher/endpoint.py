@@ -36,15 +36,18 @@ def teacher_endpoint(config, log_path: Path | None = None):
     embedded teacher when no endpoint is configured."""
     if config.embedded:
         with EmbeddedTeacher(log_path=log_path, n_ctx=config.context_tokens) as teacher:
-            yield Endpoint(_settings(config, teacher.base_url, "embedded", first_format="json_object", reached=True), teacher.watch)
+            yield Endpoint(
+                _settings(config, teacher.base_url, "embedded", first_format="json_object", reached=True), teacher.watch
+            )
         return
     api_key = os.environ.get(config.api_key_env)
     if not api_key:
         if not is_loopback(config.base_url):
             raise SettingError(
                 f"No API key: set the {config.api_key_env} environment variable (or name another variable "
-                "with {api_key_env})", "api_key_env",
-            )  # fmt: skip
+                "with {api_key_env})",
+                "api_key_env",
+            )
         api_key = "EMPTY"
     yield Endpoint(_settings(config, config.base_url, api_key, first_format="json_schema"))
 

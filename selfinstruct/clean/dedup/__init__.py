@@ -46,10 +46,15 @@ from .store import IndexStore, MemoryStore, open_store
 
 def check_storage(settings: DedupSettings, lsh_storage: str | None) -> None:
     if settings.method == "embedding" and lsh_storage is not None:
-        raise SettingError("{lsh_storage} shares a MinHash index; the preset's [dedup] method = 'embedding' keeps its index in memory", "lsh_storage")
+        raise SettingError(
+            "{lsh_storage} shares a MinHash index; the preset's [dedup] method = 'embedding' keeps its index in memory",
+            "lsh_storage",
+        )
 
 
-def open_index(settings: DedupSettings, lsh_storage: str | None = None, namespace: str = "") -> DuplicateIndex | SemanticIndex:
+def open_index(
+    settings: DedupSettings, lsh_storage: str | None = None, namespace: str = ""
+) -> DuplicateIndex | SemanticIndex:
     """The one-at-a-time index for `settings`: MinHash (in memory or Redis) or embeddings."""
     check_storage(settings, lsh_storage)
     if settings.method == "embedding":
@@ -58,7 +63,20 @@ def open_index(settings: DedupSettings, lsh_storage: str | None = None, namespac
 
 
 __all__ = [
-    "EXACT_DUPLICATE", "NEAR_DUPLICATE", "DedupSettings", "Duplicate", "DuplicateIndex", "IndexStore",
-    "MemoryStore", "SemanticIndex", "check_storage", "exact_key", "find_duplicates", "find_semantic_duplicates", "open_index",
-    "open_store", "rouge_l", "tokenize",
-]  # fmt: skip
+    "EXACT_DUPLICATE",
+    "NEAR_DUPLICATE",
+    "DedupSettings",
+    "Duplicate",
+    "DuplicateIndex",
+    "IndexStore",
+    "MemoryStore",
+    "SemanticIndex",
+    "check_storage",
+    "exact_key",
+    "find_duplicates",
+    "find_semantic_duplicates",
+    "open_index",
+    "open_store",
+    "rouge_l",
+    "tokenize",
+]

@@ -14,7 +14,9 @@ from .semantic import find_semantic_duplicates
 from .settings import DedupSettings
 
 
-def find_duplicates(texts: Sequence[str], settings: DedupSettings, reference: Sequence[str] = ()) -> list[Duplicate | None]:
+def find_duplicates(
+    texts: Sequence[str], settings: DedupSettings, reference: Sequence[str] = ()
+) -> list[Duplicate | None]:
     """`DuplicateIndex.check` over a whole list at once, with positions for keys.
 
     `reference` texts are indexed first and never judged; a duplicate of one has
@@ -38,7 +40,9 @@ def find_duplicates(texts: Sequence[str], settings: DedupSettings, reference: Se
     return positional_duplicates(fixed, exact_of, near_of)
 
 
-def _keep_first_texts(ids: list[tuple[int, ...]], vocabulary: Vocabulary, fixed: int, settings: DedupSettings) -> list[int | None]:
+def _keep_first_texts(
+    ids: list[tuple[int, ...]], vocabulary: Vocabulary, fixed: int, settings: DedupSettings
+) -> list[int | None]:
     hasher = MinHasher(settings.num_perm, settings.seed)
     keys = np.empty((len(ids), settings.bands), dtype=np.uint64)
     sketches = np.empty((len(ids), settings.num_perm), dtype=np.uint16)
@@ -65,7 +69,9 @@ def _shared_buckets(keys: np.ndarray) -> np.ndarray:
     return bucket
 
 
-def _keep_first(keys: np.ndarray, ids: list[tuple[int, ...]], sketches: np.ndarray, fixed: int, settings: DedupSettings) -> list[int | None]:
+def _keep_first(
+    keys: np.ndarray, ids: list[tuple[int, ...]], sketches: np.ndarray, fixed: int, settings: DedupSettings
+) -> list[int | None]:
     """The keep-first pass over band keys; the first `fixed` texts are kept unjudged.
 
     Only buckets holding two or more texts can propose a candidate, so a text walks just

@@ -20,7 +20,12 @@ NEAR_DUPLICATE = "near_duplicate"
 
 
 def first_duplicate(
-    ids: tuple[int, ...], own_sketch: np.ndarray, candidates: Sequence, candidate_ids, candidate_sketches: np.ndarray, settings: DedupSettings
+    ids: tuple[int, ...],
+    own_sketch: np.ndarray,
+    candidates: Sequence,
+    candidate_ids,
+    candidate_sketches: np.ndarray,
+    settings: DedupSettings,
 ):
     """The first of `candidates` (in order) that the text duplicates, or None.
 
@@ -162,7 +167,12 @@ class DuplicateIndex(KeyedIndex):
                 return Duplicate(EXACT_DUPLICATE, self._public(first))
             found = self.store.candidates(prepared.signature, prepared.band_keys, self.settings.max_bucket)
             duplicate_of = first_duplicate(
-                prepared.ids, sketch(prepared.signature), found.keys, lambda i: self._ids(found.texts[i]), found.sketches, self.settings
+                prepared.ids,
+                sketch(prepared.signature),
+                found.keys,
+                lambda i: self._ids(found.texts[i]),
+                found.sketches,
+                self.settings,
             )
             if duplicate_of is not None:
                 return Duplicate(NEAR_DUPLICATE, self._public(duplicate_of))

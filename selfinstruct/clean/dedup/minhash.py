@@ -86,12 +86,15 @@ class MinHasher:
         doc_of = np.repeat(np.arange(len(docs)), lengths)
         repeats = _repeat_numbers(ids, doc_of).astype(np.uint32)
         values = _fmix32(token_hashes[ids] + repeats * np.uint32(REPEAT_STEP)).reshape(1, -1)
-        permuted = self._buffer[:, :total] if total <= self.CHUNK_SHINGLES else np.empty((self.num_perm, total), np.uint32)
+        permuted = (
+            self._buffer[:, :total] if total <= self.CHUNK_SHINGLES else np.empty((self.num_perm, total), np.uint32)
+        )
         np.multiply(self._a, values, out=permuted)  # uint32 arithmetic wraps: that is the mod 2^32
         permuted += self._b
         nonempty = lengths > 0
         offsets = (np.cumsum(lengths) - lengths)[nonempty]
         out[nonempty] = np.minimum.reduceat(permuted, offsets, axis=1).T
+
 
 def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """uint64 array (n, bands): one 64-bit hash of each band's rows.

@@ -68,7 +68,9 @@ class SemanticIndex(KeyedIndex):
             found.append(self._check(key, exact_key(text), vector, cosines, before))
         return found
 
-    def _check(self, key: str, normalised: str, vector: np.ndarray, cosines: np.ndarray, before: int) -> Duplicate | None:
+    def _check(
+        self, key: str, normalised: str, vector: np.ndarray, cosines: np.ndarray, before: int
+    ) -> Duplicate | None:
         if key in self._indexed:
             if self._indexed[key] != normalised:
                 raise self._reused_key(key)
@@ -78,7 +80,9 @@ class SemanticIndex(KeyedIndex):
             return Duplicate(EXACT_DUPLICATE, self._public(first))
         hits = np.flatnonzero(cosines > self.settings.cosine_threshold)
         if not hits.size and len(self._keys) > before:  # texts kept earlier in this batch
-            hits = before + np.flatnonzero(self._vectors[before : len(self._keys)] @ vector > self.settings.cosine_threshold)
+            hits = before + np.flatnonzero(
+                self._vectors[before : len(self._keys)] @ vector > self.settings.cosine_threshold
+            )
         if hits.size:
             return Duplicate(NEAR_DUPLICATE, self._public(self._keys[hits[0]]))
         self._insert(key, normalised, vector)
@@ -93,7 +97,9 @@ class SemanticIndex(KeyedIndex):
         self._indexed[key] = normalised
 
 
-def find_semantic_duplicates(texts: Sequence[str], settings: DedupSettings, reference: Sequence[str] = ()) -> list[Duplicate | None]:
+def find_semantic_duplicates(
+    texts: Sequence[str], settings: DedupSettings, reference: Sequence[str] = ()
+) -> list[Duplicate | None]:
     """`SemanticIndex.check` over a whole list at once, with positions for keys (a duplicate
     of reference i has `of = -1 - i`), as `find_duplicates` does for MinHash.
 

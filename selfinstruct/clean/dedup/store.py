@@ -62,7 +62,9 @@ class IndexStore(ABC):
     def candidates(self, signature: np.ndarray, band_keys: list[int], max_bucket: int) -> Candidates: ...
 
     @abstractmethod
-    def insert(self, key: str, tokens: list[str], ids: tuple[int, ...], signature: np.ndarray, band_keys: list[int]) -> None: ...
+    def insert(
+        self, key: str, tokens: list[str], ids: tuple[int, ...], signature: np.ndarray, band_keys: list[int]
+    ) -> None: ...
 
     @abstractmethod
     def claim_exact(self, text_key: str, key: str) -> str:
@@ -163,8 +165,9 @@ class RedisStore(IndexStore):
             raise SettingError(
                 f"{{lsh_storage}} {self.url}: index '{name}' was built with other dedup settings "
                 f"({', '.join(f'{k}={v!r}' for k, v in differences.items())}); "
-                "use the same preset, or another index name (?index=NAME)", "lsh_storage",
-            )  # fmt: skip
+                "use the same preset, or another index name (?index=NAME)",
+                "lsh_storage",
+            )
 
     @contextmanager
     def locked(self):
@@ -188,7 +191,9 @@ class RedisStore(IndexStore):
         keys = [pickle.loads(k) for k in keys] if lsh.prepickle else list(keys)
         if not keys:
             return Candidates([], [], np.empty((0, len(signature)), dtype=np.uint16))
-        entries = sorted((*_decode_entry(raw), key) for key, raw in zip(keys, self.client.hmget(self._entries_key, keys)))
+        entries = sorted(
+            (*_decode_entry(raw), key) for key, raw in zip(keys, self.client.hmget(self._entries_key, keys))
+        )
         signatures = np.array([signature for _, _, signature, _ in entries], dtype=np.uint32)
         return Candidates([key for *_, key in entries], [tokens for _, tokens, _, _ in entries], sketch(signatures))
 
@@ -196,7 +201,9 @@ class RedisStore(IndexStore):
         number = self.client.incr(self._counter_key)
         raw = struct.pack(">QI", number, len(signature)) + signature.astype("<u4").tobytes() + " ".join(tokens).encode()
         self.client.hset(self._entries_key, key, raw)
-        self.lsh.insert(key, self._lean(seed=self.seed, hashvalues=signature, scheme="affine32"), check_duplication=False)
+        self.lsh.insert(
+            key, self._lean(seed=self.seed, hashvalues=signature, scheme="affine32"), check_duplication=False
+        )
 
     def claim_exact(self, text_key: str, key: str) -> str:
         field = hashlib.sha256(text_key.encode()).digest()  # a paragraph-long text in 32 bytes

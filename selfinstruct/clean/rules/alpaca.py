@@ -15,9 +15,25 @@ from pydantic import PrivateAttr
 from .base import Rule
 
 ALPACA_BLACKLIST = (
-    "image", "images", "graph", "graphs", "picture", "pictures", "file", "files",
-    "map", "maps", "draw", "plot", "go to", "video", "audio", "music", "flowchart", "diagram",
-)  # fmt: skip
+    "image",
+    "images",
+    "graph",
+    "graphs",
+    "picture",
+    "pictures",
+    "file",
+    "files",
+    "map",
+    "maps",
+    "draw",
+    "plot",
+    "go to",
+    "video",
+    "audio",
+    "music",
+    "flowchart",
+    "diagram",
+)
 
 
 class InstructionWords(Rule):

@@ -74,7 +74,9 @@ def filter_file(path: Path, info: ValidationInfo) -> Path:
     """A rule's word or phrase list: relative to the preset's folder, else among the shipped
     filter files (a validator: `field_validator("phrases_file")(filter_file)`)."""
     preset_dir = (info.context or {}).get("preset_dir")
-    for candidate in ([preset_dir / path] if preset_dir and not path.is_absolute() else []) + [data_dir("filters") / path]:
+    for candidate in ([preset_dir / path] if preset_dir and not path.is_absolute() else []) + [
+        data_dir("filters") / path
+    ]:
         if candidate.is_file():
             return candidate
     raise ValueError(f"file {path} not found (looked beside the preset and in {data_dir('filters')})")

@@ -82,7 +82,10 @@ class TokenLength(Rule):
     max_output: int = Field(2048, ge=0)
 
     def check(self, record):
-        for field, low, high in (("input", self.min_input, self.max_input), ("output", self.min_output, self.max_output)):
+        for field, low, high in (
+            ("input", self.min_input, self.max_input),
+            ("output", self.min_output, self.max_output),
+        ):
             text = record[field]
             # byte-level BPE gives at least one token per text and at most one per byte:
             # within those bounds there is nothing to count

@@ -41,7 +41,9 @@ class Language(Rule):
     def _known(cls, codes: tuple[str, ...]) -> tuple[str, ...]:
         unknown = sorted(set(codes) - set(identifier().labels))
         if unknown:
-            raise ValueError(f"unknown language code(s) {', '.join(unknown)}; py3langid knows {', '.join(sorted(identifier().labels))}")
+            raise ValueError(
+                f"unknown language code(s) {', '.join(unknown)}; py3langid knows {', '.join(sorted(identifier().labels))}"
+            )
         return codes
 
     def check(self, record):

@@ -39,10 +39,29 @@ class NoInputMarker(Rule):
     name = "noinput_marker"
     reason = "input is a placeholder for 'no input' (repaired: made empty)"
     markers: tuple[str, ...] = (
-        "noinput", "no input", "no-input", "no_input", "none", "n/a", "na", "null", "nil", "empty",
-        "empty string", "blank", "nothing", "not applicable", "no input required", "no input needed",
-        "no input is required", "no input is needed", "input", "-", "--", "...",
-    )  # fmt: skip
+        "noinput",
+        "no input",
+        "no-input",
+        "no_input",
+        "none",
+        "n/a",
+        "na",
+        "null",
+        "nil",
+        "empty",
+        "empty string",
+        "blank",
+        "nothing",
+        "not applicable",
+        "no input required",
+        "no input needed",
+        "no input is required",
+        "no input is needed",
+        "input",
+        "-",
+        "--",
+        "...",
+    )
 
     def check(self, record):
         return None
@@ -57,9 +76,23 @@ class EmptyOutput(Rule):
     name = "empty_output"
     reason = "output is empty, a placeholder such as N/A, or only punctuation (a JSON fragment)"
     placeholders: tuple[str, ...] = (
-        "n/a", "na", "none", "null", "nil", "empty", "nooutput", "no output", "no-output", "tbd", "todo",
-        "output", "answer", "...", "-", "--",
-    )  # fmt: skip
+        "n/a",
+        "na",
+        "none",
+        "null",
+        "nil",
+        "empty",
+        "nooutput",
+        "no output",
+        "no-output",
+        "tbd",
+        "todo",
+        "output",
+        "answer",
+        "...",
+        "-",
+        "--",
+    )
 
     def check(self, record):
         output = record["output"].strip()

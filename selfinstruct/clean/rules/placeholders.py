@@ -29,17 +29,84 @@ import re
 from .base import Rule
 
 _CONTENT_WORDS = (
-    "insert", "enter", "add", "fill", "include", "type", "write", "describe", "explain", "list", "answer",
-    "response", "reply", "content", "text", "here", "example", "examples", "detail", "details", "description",
-    "summary", "paragraph", "sentence", "topic", "reason", "reasons", "point", "points", "step", "steps",
-    "item", "items", "information", "info", "placeholder", "something", "blank", "tbd", "todo", "etc",
-)  # fmt: skip
+    "insert",
+    "enter",
+    "add",
+    "fill",
+    "include",
+    "type",
+    "write",
+    "describe",
+    "explain",
+    "list",
+    "answer",
+    "response",
+    "reply",
+    "content",
+    "text",
+    "here",
+    "example",
+    "examples",
+    "detail",
+    "details",
+    "description",
+    "summary",
+    "paragraph",
+    "sentence",
+    "topic",
+    "reason",
+    "reasons",
+    "point",
+    "points",
+    "step",
+    "steps",
+    "item",
+    "items",
+    "information",
+    "info",
+    "placeholder",
+    "something",
+    "blank",
+    "tbd",
+    "todo",
+    "etc",
+)
 _DETAIL_WORDS = (
-    "name", "names", "date", "dates", "company", "organization", "organisation", "employer", "address", "email",
-    "phone", "number", "title", "position", "role", "location", "city", "country", "school",
-    "university", "degree", "website", "url", "signature", "recipient", "manager", "contact", "industry",
-    "department", "team", "event", "venue", "price", "amount",
-)  # fmt: skip
+    "name",
+    "names",
+    "date",
+    "dates",
+    "company",
+    "organization",
+    "organisation",
+    "employer",
+    "address",
+    "email",
+    "phone",
+    "number",
+    "title",
+    "position",
+    "role",
+    "location",
+    "city",
+    "country",
+    "school",
+    "university",
+    "degree",
+    "website",
+    "url",
+    "signature",
+    "recipient",
+    "manager",
+    "contact",
+    "industry",
+    "department",
+    "team",
+    "event",
+    "venue",
+    "price",
+    "amount",
+)
 _ASKED_FOR = re.compile(
     r"\b(?:templates?|placeholders?|blanks?|fill[- ]in|fill\s+in|forms?|mad\s*libs?|cloze|mask(?:ed)?|boilerplate|skeleton"
     r"|mail\s+merge|format\s+strings?|f-strings?|lorem|dummy\s+text|filler\s+text)\b",
@@ -55,7 +122,9 @@ _BRACKETS = re.compile(
 _BLANK = re.compile(r"(?<!_)_{3,}(?!_)")
 # a blank for a personal detail: "Dear Professor ____,", "Name: ______"
 _DETAIL_BEFORE = re.compile(
-    r"\b(?:dear|mr|mrs|ms|dr|prof|professor|sir|madam|hi|hello|sincerely|regards|" + "|".join(_DETAIL_WORDS) + r")\W{0,3}$",
+    r"\b(?:dear|mr|mrs|ms|dr|prof|professor|sir|madam|hi|hello|sincerely|regards|"
+    + "|".join(_DETAIL_WORDS)
+    + r")\W{0,3}$",
     re.IGNORECASE,
 )
 _OUTPUT_ONLY = re.compile(r"\b[Ll]orem [Ii]psum\b|\bTODO\b|\bX{3,}\b")  # not "todo list", "xxx" in a chat
@@ -68,7 +137,7 @@ def _words(label: str) -> list[str]:
 
 
 def slot_kind(label: str, bracket: str) -> str | None:
-    """"content", "detail" or None (not a slot) for the text inside a pair of brackets.
+    """ "content", "detail" or None (not a slot) for the text inside a pair of brackets.
 
     slot_kind("Insert answer here", "[") -> "content"; slot_kind("Your Name", "[") -> "detail";
     slot_kind("Hokage", "[") -> None (a bracketed word, e.g. an entity to link)"""

@@ -62,11 +62,13 @@ _REQUEST_PHRASE = re.compile(
 )
 _LAST_WORD = re.compile(r"([A-Za-z]+)\W*$")
 _INTRODUCES = re.compile(r":[ \t]*(?:\n|$)")  # a line ending with a colon: "Here are some examples:"
-_LABEL = re.compile(r"^\s*(?:question|task|instruction|instructions|prompt|exercise|problem|q)\s*\d*\s*:", re.IGNORECASE)
+_LABEL = re.compile(
+    r"^\s*(?:question|task|instruction|instructions|prompt|exercise|problem|q)\s*\d*\s*:", re.IGNORECASE
+)
 
 
 def _gerunds(verb: str) -> set[str]:
-    """"solve" -> {"solving"}; "plan" -> {"planing", "planning"} (whether English doubles the
+    """ "solve" -> {"solving"}; "plan" -> {"planing", "planning"} (whether English doubles the
     last consonant is not worth deciding: the wrong form is never a word)."""
     if verb.endswith("e") and not verb.endswith("ee"):
         return {verb[:-1] + "ing"}
@@ -75,7 +77,9 @@ def _gerunds(verb: str) -> set[str]:
 
 class NotATask(Rule):
     name = "not_a_task"
-    reason = "instruction states something instead of asking: no question, imperative, 'please', 'can you' or trailing colon"
+    reason = (
+        "instruction states something instead of asking: no question, imperative, 'please', 'can you' or trailing colon"
+    )
     verbs_file: Path = Field(Path("task_verbs.txt"), validate_default=True)
     _verbs: frozenset[str] = PrivateAttr()
     _gerunds: frozenset[str] = PrivateAttr()

@@ -63,7 +63,8 @@ class OffTopicOutput(Rule):
         unsure = [
             i
             for i, (prompt, record) in enumerate(zip(prompts, records))
-            if len(record["output"].split()) >= self.min_output_words and content_words(prompt).isdisjoint(content_words(record["output"]))
+            if len(record["output"].split()) >= self.min_output_words
+            and content_words(prompt).isdisjoint(content_words(record["output"]))
         ]
         details: list[str | None] = [None] * len(records)
         if unsure:

@@ -38,8 +38,12 @@ _ABOUT_THE_URL = re.compile(
 class NeedsWeb(Rule):
     name = "needs_web"
     reason = "asks about a web page, video or file the model cannot see (a URL, 'this article', 'the attached file') without giving its text"
-    min_given_words: int = Field(5, ge=0, description="an input (or text after a colon) of this many words, URLs aside, holds the content")
-    min_passage_words: int = Field(40, ge=0, description="so do this many words in the other sentences of the reference's line")
+    min_given_words: int = Field(
+        5, ge=0, description="an input (or text after a colon) of this many words, URLs aside, holds the content"
+    )
+    min_passage_words: int = Field(
+        40, ge=0, description="so do this many words in the other sentences of the reference's line"
+    )
 
     def check(self, record):
         found = self._reference(record)

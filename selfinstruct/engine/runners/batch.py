@@ -71,14 +71,25 @@ class Submission:
         return f"selfinstruct-{namespace}-{self.key}.jsonl"
 
     def input_file(self) -> bytes:
-        return "".join(json.dumps({"custom_id": rid, "method": "POST", "url": ENDPOINT, "body": body.json},
-                                  ensure_ascii=False) + "\n" for rid, body in self.bodies.items()).encode()  # fmt: skip
+        return "".join(
+            json.dumps({"custom_id": rid, "method": "POST", "url": ENDPOINT, "body": body.json}, ensure_ascii=False)
+            + "\n"
+            for rid, body in self.bodies.items()
+        ).encode()
 
 
 class BatchRunner(Runner):
-    def __init__(self, settings: TeacherSettings, *, progress: bool = True, api: BatchAPI | None = None,
-                 poll_s: float = POLL_S, first_round: int = FIRST_ROUND, max_submissions: int = MAX_SUBMISSIONS,
-                 sleep: Callable[[float], None] = time.sleep):  # fmt: skip
+    def __init__(
+        self,
+        settings: TeacherSettings,
+        *,
+        progress: bool = True,
+        api: BatchAPI | None = None,
+        poll_s: float = POLL_S,
+        first_round: int = FIRST_ROUND,
+        max_submissions: int = MAX_SUBMISSIONS,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.model = settings.model
         self.dialect = Dialect(settings.model, settings.base_url, settings.response_format, settings.first_format)
         self.api = api or BatchAPI(settings)
@@ -192,7 +203,9 @@ class BatchRunner(Runner):
                     job.give_up(request, "the run stopped before its batch was uploaded", attempts=0, refused=True)
                 job.ledger.batch_ended(record.key, "never_sent")
                 continue
-            submission.bodies = {line["custom_id"]: Body.of(line["body"]) for line in self.api.lines(remote.input_file_id)}
+            submission.bodies = {
+                line["custom_id"]: Body.of(line["body"]) for line in self.api.lines(remote.input_file_id)
+            }
             found.append(submission)
         return found
 
@@ -229,8 +242,9 @@ class BatchRunner(Runner):
                 self._ask_again(submission, request_id, f"the batch ended {remote.status} before answering it")
             except JobStopped as e:
                 stopped = stopped or e
-        self.job.ledger.batch_ended(submission.key, remote.status, total=remote.total, completed=remote.completed,
-                                    failed=remote.failed)  # fmt: skip
+        self.job.ledger.batch_ended(
+            submission.key, remote.status, total=remote.total, completed=remote.completed, failed=remote.failed
+        )
         if stopped is not None:
             raise stopped
         self.job.drain(wait=True)  # cleaned before the next round is built
@@ -240,14 +254,21 @@ class BatchRunner(Runner):
         started = time.monotonic()
         accepted = self.job.state.accepted
         target = f"{accepted}/{self.job.task.target} accepted" if self.job.task.target else f"{accepted} kept"
-        bar = tqdm(total=len(submission.requests), desc=f"batch {submission.key} ({target})", unit="req",
-                   disable=not self.show_progress)  # fmt: skip
+        bar = tqdm(
+            total=len(submission.requests),
+            desc=f"batch {submission.key} ({target})",
+            unit="req",
+            disable=not self.show_progress,
+        )
         try:
             while True:
                 remote = self.api.retrieve(submission.batch_id)
                 bar.n = remote.completed + remote.failed
-                bar.set_postfix_str(f"{remote.status} | {remote.completed} done, {remote.failed} failed | "
-                                    f"{time.monotonic() - started:.0f} s", refresh=True)  # fmt: skip
+                bar.set_postfix_str(
+                    f"{remote.status} | {remote.completed} done, {remote.failed} failed | "
+                    f"{time.monotonic() - started:.0f} s",
+                    refresh=True,
+                )
                 if remote.ended:
                     return remote
                 self.sleep(self.poll_s)
@@ -263,9 +284,14 @@ class BatchRunner(Runner):
         status = response.get("status_code") or 0
         if status == 200:
             try:
-                completion = read_answer(response.get("body"), submission.bodies[request_id], latency_s=None,
-                                         attempts=self.job.ledger.state.submissions.get(request_id, 1),
-                                         provider_request_id=response.get("request_id"), batch_id=remote.id)  # fmt: skip
+                completion = read_answer(
+                    response.get("body"),
+                    submission.bodies[request_id],
+                    latency_s=None,
+                    attempts=self.job.ledger.state.submissions.get(request_id, 1),
+                    provider_request_id=response.get("request_id"),
+                    batch_id=remote.id,
+                )
             except EmptyAnswer as e:
                 self._ask_again(submission, request_id, str(e))
                 return

@@ -86,8 +86,9 @@ class OnlineRunner(Runner):
                     raise SettingError(
                         f"{{max_cost}} (${job.config.max_cost}) is below what one request can cost "
                         f"(${planned.reserve_usd:.4f} at most), so nothing was sent: raise {{max_cost}} or lower {{max_tokens}}",
-                        "max_cost", "max_tokens",
-                    )  # fmt: skip
+                        "max_cost",
+                        "max_tokens",
+                    )
                 return True
             request = job.send(planned)  # in the ledger, and reserved, before it is sent
             in_flight[asyncio.create_task(self._ask(client, planned))] = request

@@ -38,13 +38,22 @@ def estimate_run_cost(config: GenerateConfig, out: str | Path | None = None) -> 
     kept = count_jsonl(run.data) + count_jsonl(run.surplus) if run else 0  # a raised target takes the surplus first
     if kept and totals.responses:
         return CostEstimate.priced(
-            config, records_wanted=max(config.num_instructions - kept, 0), prompt_tokens=prompt_tokens,
-            prompt_bound=prompt_bound, completion_tokens=round(totals.completion_tokens / totals.responses),
-            accepted_per_request=kept / totals.responses, basis="ledger history",
-        )  # fmt: skip
+            config,
+            records_wanted=max(config.num_instructions - kept, 0),
+            prompt_tokens=prompt_tokens,
+            prompt_bound=prompt_bound,
+            completion_tokens=round(totals.completion_tokens / totals.responses),
+            accepted_per_request=kept / totals.responses,
+            basis="ledger history",
+        )
     return CostEstimate.priced(
-        config, records_wanted=config.num_instructions, prompt_tokens=prompt_tokens, prompt_bound=prompt_bound,
-        completion_tokens=min(config.max_tokens, n * ASSUMED_TOKENS_PER_TASK), accepted_per_request=n * ASSUMED_YIELD,
-        basis="assumptions", yield_note=f"{ASSUMED_YIELD:.0%} of the {n} tasks asked for, as in the 52K benchmark",
+        config,
+        records_wanted=config.num_instructions,
+        prompt_tokens=prompt_tokens,
+        prompt_bound=prompt_bound,
+        completion_tokens=min(config.max_tokens, n * ASSUMED_TOKENS_PER_TASK),
+        accepted_per_request=n * ASSUMED_YIELD,
+        basis="assumptions",
+        yield_note=f"{ASSUMED_YIELD:.0%} of the {n} tasks asked for, as in the 52K benchmark",
         accepted_per_request_range=(n * YIELD_RANGE[0], n * YIELD_RANGE[1]),
-    )  # fmt: skip
+    )

@@ -43,9 +43,7 @@ List of {n} tasks:
 NO_INPUT_MARKER = "<noinput>"
 
 
-def sample_examples(
-    seeds: list[dict], machine: list[dict], k: int, m: int, rng: random.Random
-) -> list[dict]:
+def sample_examples(seeds: list[dict], machine: list[dict], k: int, m: int, rng: random.Random) -> list[dict]:
     """k human seed tasks plus up to m accepted machine tasks (self-instruct mixes both)."""
     examples = rng.sample(seeds, min(k, len(seeds)))
     examples += rng.sample(machine, min(m, len(machine)))

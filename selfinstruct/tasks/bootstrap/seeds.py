@@ -39,7 +39,9 @@ def load_seeds(path: str | Path | None = None) -> SeedSet:
         if task_id in seen_ids:  # later instances of one self-instruct task
             continue
         seen_ids.add(task_id)
-        tasks.append({"id": task_id, "instruction": record["instruction"], "input": record["input"], "output": record["output"]})
+        tasks.append(
+            {"id": task_id, "instruction": record["instruction"], "input": record["input"], "output": record["output"]}
+        )
         where.append(place)
     if not tasks:
         raise SelfInstructError(f"{path}: no seed tasks in the file")
@@ -50,5 +52,9 @@ def _located(path: Path) -> list[tuple[str, dict]]:
     """The file's records, each with where it is: `file:line` for JSONL (read here line by line,
     as `read_records` reads it), `file (record N)` for the other formats."""
     if path.is_file() and not path.name.lower().removesuffix(".gz").endswith((".json", ".parquet")):
-        return [(f"{path}:{number}", record) for number, obj in read_jsonl(path) for record in normalize(obj, f"{path}:{number}")]
+        return [
+            (f"{path}:{number}", record)
+            for number, obj in read_jsonl(path)
+            for record in normalize(obj, f"{path}:{number}")
+        ]
     return [(f"{path} (record {number})", record) for number, record in enumerate(read_records(path), start=1)]

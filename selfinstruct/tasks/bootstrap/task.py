@@ -41,13 +41,18 @@ YIELD_RANGE = (0.5, 1.0)
 
 class GenerateConfig(JobConfig):
     IDENTITY = JobConfig.IDENTITY + ("examples_per_prompt", "machine_examples_per_prompt", "tasks_per_request", "seed")
-    EMBEDDED_DEFAULTS = {**JobConfig.EMBEDDED_DEFAULTS, "tasks_per_request": 5}  # a 135M model loses track of longer lists
+    EMBEDDED_DEFAULTS = {
+        **JobConfig.EMBEDDED_DEFAULTS,
+        "tasks_per_request": 5,
+    }  # a 135M model loses track of longer lists
     API_DEFAULTS = {**JobConfig.API_DEFAULTS, "tasks_per_request": 20}  # Alpaca's
 
     # The seed file is identified by its hash (in the run's config.json), not by its path.
     seeds: str | None = Field(None, description="Seed tasks (default: the bundled seeds).")
     examples_per_prompt: int = Field(3, ge=1, le=50, description="Human seed tasks shown per request (k).")
-    machine_examples_per_prompt: int = Field(0, ge=0, le=50, description="Accepted machine tasks shown per request (m).")
+    machine_examples_per_prompt: int = Field(
+        0, ge=0, le=50, description="Accepted machine tasks shown per request (m)."
+    )
     tasks_per_request: int | None = Field(None, ge=1, le=100, description="New tasks asked for per request (n).")
     seed: int = Field(42, description="Makes the sampling of examples reproducible.")
     num_instructions: int = Field(100, ge=1, description="Stop at this many accepted records.")
@@ -72,7 +77,9 @@ class BootstrapTask(Task):
     def examples(self, index: int) -> list[dict]:
         c = self.config
         rng = random.Random(f"{c.seed}:{index}")
-        return sample_examples(self.seeds.tasks, self.machine, c.examples_per_prompt, c.machine_examples_per_prompt, rng)
+        return sample_examples(
+            self.seeds.tasks, self.machine, c.examples_per_prompt, c.machine_examples_per_prompt, rng
+        )
 
     def next_request(self, index: int) -> Request:
         examples = self.examples(index)
@@ -91,9 +98,15 @@ class BootstrapTask(Task):
         parsed = parse_tasks(answer, response["finish_reason"], response["output_format"])
         request_id = response["request_id"]
         records = [
-            {"id": f"{request_id}-{i}", **task, "request_id": request_id, "teacher_model": response["model"], "created": response["time"]}
+            {
+                "id": f"{request_id}-{i}",
+                **task,
+                "request_id": request_id,
+                "teacher_model": response["model"],
+                "created": response["time"],
+            }
             for i, task in enumerate(parsed.tasks)
-        ]  # fmt: skip
+        ]
         return Parsed(records, parsed.problems)
 
     def accept(self, records: list[dict]) -> None:
@@ -108,8 +121,10 @@ def check_prompt_room(config: GenerateConfig, seeds: SeedSet) -> None:
     them. Warn when there are fewer seeds than a prompt shows."""
     n, k = config.tasks_per_request, config.examples_per_prompt
     if len(seeds.tasks) < k:
-        warn(f"{seeds.path}: {len(seeds.tasks)} seed task(s), fewer than the {k} examples a prompt is to show: "
-             "every prompt shows the same ones, so the teacher sees little variety")  # fmt: skip
+        warn(
+            f"{seeds.path}: {len(seeds.tasks)} seed task(s), fewer than the {k} examples a prompt is to show: "
+            "every prompt shows the same ones, so the teacher sees little variety"
+        )
     room = config.context_tokens - config.max_tokens
     limits = f"{{context_tokens}} {config.context_tokens:,} less {{max_tokens}} {config.max_tokens:,}"
 
@@ -118,23 +133,43 @@ def check_prompt_room(config: GenerateConfig, seeds: SeedSet) -> None:
 
     frame = prompt_tokens([])
     if frame > room:
-        raise SettingError(f"a prompt needs {frame:,} tokens before its examples, more than the {room:,} that {limits} leave", "max_tokens", "context_tokens")
-    sizes = [count_tokens_capped("\n".join((t["instruction"], t["input"], t["output"])), room - frame) for t in seeds.tasks]
+        raise SettingError(
+            f"a prompt needs {frame:,} tokens before its examples, more than the {room:,} that {limits} leave",
+            "max_tokens",
+            "context_tokens",
+        )
+    sizes = [
+        count_tokens_capped("\n".join((t["instruction"], t["input"], t["output"])), room - frame) for t in seeds.tasks
+    ]
     longest = sorted(range(len(sizes)), key=lambda i: -sizes[i])[:k]
     first = longest[0]
     seed = f"{seeds.where[first]}: seed task {seeds.tasks[first]['id']!r}"
     if frame + sizes[first] > room:  # too long alone (and counted only that far)
-        raise SettingError(f"{seed} is too long for any prompt: over {room - frame:,} tokens, where a prompt has {room:,} "
-                           f"({limits}), {frame:,} of them its own text: shorten the seed or take it out", "context_tokens", "max_tokens")  # fmt: skip
+        raise SettingError(
+            f"{seed} is too long for any prompt: over {room - frame:,} tokens, where a prompt has {room:,} "
+            f"({limits}), {frame:,} of them its own text: shorten the seed or take it out",
+            "context_tokens",
+            "max_tokens",
+        )
     together = prompt_tokens([seeds.tasks[i] for i in longest])
     if together > room:
-        raise SettingError(f"{seed} is {sizes[first]:,} tokens: a prompt that shows it with the {len(longest) - 1} next longest seeds "
-                           f"is {together:,}, more than the {room:,} that {limits} leave for it: shorten the seed or take it out",
-                           "context_tokens", "max_tokens")  # fmt: skip
+        raise SettingError(
+            f"{seed} is {sizes[first]:,} tokens: a prompt that shows it with the {len(longest) - 1} next longest seeds "
+            f"is {together:,}, more than the {room:,} that {limits} leave for it: shorten the seed or take it out",
+            "context_tokens",
+            "max_tokens",
+        )
 
 
-def generate(config: GenerateConfig, out: str | Path, *, overwrite: bool = False, progress: bool = True,
-             policy: StopPolicy = StopPolicy(), teacher=None) -> JobResult:  # fmt: skip
+def generate(
+    config: GenerateConfig,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    policy: StopPolicy = StopPolicy(),
+    teacher=None,
+) -> JobResult:
     """Run (or resume) a bootstrap run into the directory `out` (see `engine.run.run_job`)."""
     config = config.resolved()
     task = BootstrapTask(config, load_seeds(config.seeds), load_preset(config.preset))

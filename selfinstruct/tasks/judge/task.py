@@ -52,9 +52,15 @@ class JudgeConfig(JobConfig):
     API_DEFAULTS: ClassVar[dict] = {**JobConfig.API_DEFAULTS, "max_tokens": 1024}
 
     source: str = Field(description="The records to rate: a run directory or any dataset `filter` reads.")
-    threshold: float = Field(DEFAULT_MIN_SCORE, ge=0, le=5, description="Keep the records scored at least this (0-5; AlpaGasus kept 4.5+).")
-    temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature (a judge should say the same thing twice).")
-    preset: str = Field("judge", description="Cleaning preset name or .toml path (its low_score rule gets the threshold).")
+    threshold: float = Field(
+        DEFAULT_MIN_SCORE, ge=0, le=5, description="Keep the records scored at least this (0-5; AlpaGasus kept 4.5+)."
+    )
+    temperature: float = Field(
+        0.0, ge=0, le=2, description="Sampling temperature (a judge should say the same thing twice)."
+    )
+    preset: str = Field(
+        "judge", description="Cleaning preset name or .toml path (its low_score rule gets the threshold)."
+    )
 
 
 def load_source(src: str | Path) -> tuple[list[dict], str]:
@@ -77,8 +83,12 @@ class JudgeTask(ItemTask):
         self.preset = preset.model_copy(update={"rules": with_min_score(preset.rules, config.threshold)})
 
     def identity(self) -> dict:
-        return {**self.config.identity(), "rating_prompt": PROMPT_VERSION, "rating_prompt_sha256": prompt_sha256(),
-                "source_sha256": self.source_sha256}  # fmt: skip
+        return {
+            **self.config.identity(),
+            "rating_prompt": PROMPT_VERSION,
+            "rating_prompt_sha256": prompt_sha256(),
+            "source_sha256": self.source_sha256,
+        }
 
     def request(self, item: int) -> Request:
         record = self.records[item]
@@ -97,8 +107,14 @@ class JudgeTask(ItemTask):
         except RatingError as e:
             return Parsed(problems=[f"record {request['source_id']}: {e}"])
         source = self.records[request["item"]]
-        record = {"id": source.get("id", request["item"]), **source, "score": rating.score, "rationale": rating.rationale,
-                  "judge_model": response["model"], "judge_request_id": response["request_id"]}  # fmt: skip
+        record = {
+            "id": source.get("id", request["item"]),
+            **source,
+            "score": rating.score,
+            "rationale": rating.rationale,
+            "judge_model": response["model"],
+            "judge_request_id": response["request_id"],
+        }
         return Parsed([record], counts={f"{SCORE}/{rating.score:g}": 1})
 
     def useful(self, parsed: Parsed, kept: list[dict]) -> bool:
@@ -121,12 +137,21 @@ def judge_task(config: JudgeConfig) -> JudgeTask:
     return JudgeTask(config, records, source_sha256, load_preset(config.preset))
 
 
-def judge(config: JudgeConfig, out: str | Path, *, overwrite: bool = False, progress: bool = True,
-          policy: StopPolicy = StopPolicy(), teacher=None) -> JobResult:  # fmt: skip
+def judge(
+    config: JudgeConfig,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    progress: bool = True,
+    policy: StopPolicy = StopPolicy(),
+    teacher=None,
+) -> JobResult:
     """Run (or resume) a judge run into the directory `out` (see `engine.run.run_job`)."""
     # the source's full path in config.json leads the dataset card to the run that made the records
     config = config.resolved().model_copy(update={"source": str(Path(config.source).resolve())})
-    return run_job(judge_task(config), config, out, overwrite=overwrite, progress=progress, policy=policy, teacher=teacher)
+    return run_job(
+        judge_task(config), config, out, overwrite=overwrite, progress=progress, policy=policy, teacher=teacher
+    )
 
 
 def estimate_judge_cost(config: JudgeConfig, out: str | Path | None = None) -> CostEstimate:
