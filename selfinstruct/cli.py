@@ -164,7 +164,7 @@ def _teacher_job(
         click.echo(line)
 
 
-def _run_job(run, out: Path, config=None):
+def _run_job(run, out: Path, config: JobConfig):
     """Run a job, turning Ctrl-C into the message that says how to resume; with batches
     running at the provider, ask whether to cancel them."""
     from .engine.runners.batch import BatchesLeftRunning
@@ -208,7 +208,7 @@ def _echo_result(result, noun: str) -> None:
     click.echo(f"records: {result.out_dir / 'data.jsonl'}")
     if stats.get("surplus"):
         click.echo(
-            f"surplus: {stats['surplus']} more records, paid for and kept past the target in "
+            f"surplus: {stats['surplus']} more record{'s' if stats['surplus'] != 1 else ''}, paid for and kept past the target in "
             f"{result.out_dir / 'surplus.jsonl'}; a higher --num-instructions takes them first"
         )
 
@@ -219,9 +219,11 @@ def _dollars(value: float | None) -> str:
     return usd(value) + (" (no price for this model)" if value is None else "")
 
 
-def _print_estimate(estimate, batch: bool = False) -> None:
+def _print_estimate(estimate, batch: bool) -> None:
     click.echo(f"model: {estimate.model} ({estimate.basis}{'; at the Batch API price' if batch else ''})")
-    click.echo(f"records still wanted: {estimate.records_wanted}, about {estimate.requests} requests")
+    click.echo(
+        f"records still wanted: {estimate.records_wanted}, about {estimate.requests} request{'s' if estimate.requests != 1 else ''}"
+    )
     click.echo(
         f"per request: ~{estimate.prompt_tokens_per_request} prompt + ~{estimate.completion_tokens_per_request} "
         f"completion tokens, ~{estimate.accepted_per_request:g} accepted"
@@ -363,9 +365,9 @@ def export(src, **options):
 
     result = export_dataset(src, make_options(**options))
     if result.written:
-        click.echo(f"{result.records} records as {result.format}: {result.written} (card: {result.card})")
+        click.echo(f"{result.records} records in {result.format} rows: {result.written} (card: {result.card})")
     if result.hub_url:
-        click.echo(f"{result.records} records as {result.format}: {result.hub_url}")
+        click.echo(f"{result.records} records in {result.format} rows: {result.hub_url}")
 
 
 @main.command()

@@ -16,6 +16,7 @@ from fake_openai import FakeOpenAI
 
 from selfinstruct.cli import main
 from selfinstruct.engine.job import StopReason
+from selfinstruct.engine.runners.batch import BatchesLeftRunning, BatchRunner
 from selfinstruct.errors import SettingError
 from selfinstruct.pricing import price_for
 from selfinstruct.records import read_jsonl
@@ -223,6 +224,23 @@ def test_ctrl_c_leaves_the_batch_running_and_a_rerun_collects_it(tmp_path):
         server.polls = 1
         result = generate(config(server), tmp_path, progress=False)
     assert result.accepted >= 60 and server.uploads[0][1] == [e["request_id"] for e in events(tmp_path, "request")][:20]
+
+
+def test_ctrl_c_while_a_rerun_recovers_its_batch_names_the_batch_left_running(tmp_path, monkeypatch):
+    """Interrupted before the batch it found in the ledger is polled again: the ledger, not the
+    batch being polled, says what still runs at the provider."""
+    with FakeBatchAPI(FakeOpenAI(tasks_per_answer=5), polls=1000) as server:
+        process = start_until_batch_created(server, tmp_path)
+        process.kill()
+        process.wait()
+
+        def interrupted(self, submission):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(BatchRunner, "_find_or_create", interrupted)
+        with pytest.raises(BatchesLeftRunning) as caught:
+            generate(config(server), tmp_path, progress=False)
+    assert caught.value.batch_ids == ["batch_1"]
 
 
 def test_answer_through_a_batch(tmp_path):

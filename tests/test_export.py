@@ -180,7 +180,9 @@ def test_the_api_key_never_reaches_any_output(tmp_path):
 def test_the_cli_exports_and_reports(run, tmp_path):
     result = CliRunner().invoke(main, ["export", str(run), "--format", "sharegpt", "--to", str(tmp_path / "x.jsonl")])
     assert result.exit_code == 0, result.output
-    assert f"20 records as sharegpt: {tmp_path / 'x.jsonl'} (card: {tmp_path / 'x.jsonl.README.md'})" in result.output
+    assert (
+        f"20 records in sharegpt rows: {tmp_path / 'x.jsonl'} (card: {tmp_path / 'x.jsonl.README.md'})" in result.output
+    )
 
     result = CliRunner().invoke(main, ["export", str(run), "--format", "openai", "--to", str(tmp_path / "x.parquet")])
     assert (

@@ -1,11 +1,12 @@
 """The cleaning decision for records: a preset's rules, then duplicate removal.
 
-A teacher job calls `Cleaner.check_many` on the candidates of each answer as it arrives;
+A teacher job checks the candidates of each answer as it arrives: the rules (`check_rules`,
+perhaps in a worker process: `workers.RuleChecker`), then `Cleaner.decide` in ledger order;
 the `filter` command calls `Cleaner.check_all` on a whole dataset, which makes the same
 decisions with the MinHashes computed for all records at once. Reference texts (the seed
 tasks) are indexed first, so that copies of them are caught too.
 
-Every decision is counted in `stats` (see `engine.stats`): `seen`, `kept`,
+Every decision is counted in `stats` (see `selfinstruct.stats`): `seen`, `kept`,
 `rejected/RULE` and `fixed/RULE` (repairs).
 """
 
@@ -107,11 +108,7 @@ class Cleaner:
 
     def check(self, record: dict, key: str) -> Verdict:
         """Decide on `record`; a kept record is indexed under `key` for later checks."""
-        return self.check_many([record], [key])[0]
-
-    def check_many(self, records: Sequence[dict], keys: Sequence[str]) -> list[Verdict]:
-        """`check` on each record in order; the duplicate index prepares them in one batch."""
-        return self.decide(self.check_rules(records), keys)
+        return self.decide(self.check_rules([record]), [key])[0]
 
     def check_rules(self, records: Sequence[dict]) -> list[Checked]:
         """The rules alone: pure, so they may run anywhere (see `workers.RuleChecker`)."""

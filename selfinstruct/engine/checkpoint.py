@@ -1,7 +1,7 @@
-"""checkpoint.json: how much of the ledger data.jsonl and rejected.jsonl already hold.
+"""checkpoint.json: how much of the ledger data.jsonl, surplus.jsonl and rejected.jsonl already hold.
 
 Written with the reports while a job runs (every few seconds, and at the end); a resume
-trusts the two files up to it and replays only the answers after it (see `replay`). It is
+trusts the three files up to it and replays only the answers after it (see `replay`). It is
 used only when it still matches: the same selfinstruct version (rules may change between
 versions), the same run identity, the same rule settings (a setting that may change between
 resumes, like a judge's threshold, then re-decides every answer from the ledger: nothing is
@@ -81,7 +81,7 @@ def usable_checkpoint(rundir: RunDir, identity: dict, cleaner: Cleaner, ledger: 
     try:
         checkpoint = read_json_object(rundir.checkpoint)
     except SelfInstructError as e:
-        warn(f"{e}: ignored; data.jsonl and rejected.jsonl are rebuilt from the whole ledger instead")
+        warn(f"{e}: ignored; data.jsonl, surplus.jsonl and rejected.jsonl are rebuilt from the whole ledger instead")
         return None
     if checkpoint is None:
         return None

@@ -15,8 +15,8 @@ from ..pricing import completion_bound
 from ..tokens import estimate_prompt_tokens, prompt_tokens_upper_bound
 from .config import JobConfig
 from .ledger import load_ledger
-from .rundir import RunDir
 from .task import ItemTask
+from .view import RunView
 from .work import WorkItems
 
 PROMPT_SAMPLES = 200  # prompts counted, evenly spread over the unanswered items
@@ -105,7 +105,7 @@ def estimate_item_task_cost(
     task: ItemTask, config: JobConfig, out: str | Path | None, assumed_completion: int
 ) -> CostEstimate:
     """One request per unanswered item; `assumed_completion` tokens per answer without history."""
-    history = load_ledger(RunDir(out).ledger) if out else None
+    history = load_ledger(RunView(out).ledger) if out else None
     work = WorkItems(task)
     for request in history.answered_requests() if history else ():
         work.answered(request)

@@ -352,7 +352,7 @@ class Job:
             self.ledger.totals,
             model=self.config.model,
             price=self.price,
-            accepted=self.state.accepted,
+            accepted=self.state.accepted + self.state.surplus,  # what the money bought, the surplus included
             max_cost_usd=self.config.max_cost,
         )
 

@@ -1,19 +1,22 @@
 """Resuming: the ledger back into a job's state, the same whatever moment the last run died at.
 
-The ledger is the source of truth; data.jsonl and rejected.jsonl are what its answers gave,
-in ledger order. Replaying every answer through the task and the cleaner rebuilds them
-exactly, but costs as much CPU as making them. So the job writes a checkpoint as it goes
-(`checkpoint.json`: how many answers the two files hold, their sizes, the counts), and a
+The ledger is the source of truth; data.jsonl, surplus.jsonl and rejected.jsonl are what its
+answers gave, in ledger order. Replaying every answer through the task and the cleaner rebuilds
+them exactly, but costs as much CPU as making them. So the job writes a checkpoint as it goes
+(`checkpoint.json`: how many answers the three files hold, their sizes, the counts), and a
 resume trusts the files up to it:
 
-1. cut both files back to the checkpoint's sizes (lines written after it are re-derived);
-2. read them back: the accepted records go back to the task (a bootstrap shows them in
-   later prompts) and, with the near duplicates, into the duplicate index, unchecked;
+1. cut the three files back to the checkpoint's sizes (lines written after it are re-derived);
+2. read them back: the kept records (data and surplus) go back into the duplicate index with
+   the near duplicates, unchecked, and are split again at the target, which may have changed
+   (`Job.restore_kept`); the accepted ones go back to the task (a bootstrap shows them in
+   later prompts);
 3. replay only the answers after the checkpoint.
 
 A checkpoint is used only when it still matches (see `checkpoint`). Anything else (a
 format-1 directory, an upgrade, a file lost with a power cut) falls back to replaying the
-whole ledger, which gives the same files. `tests/test_replay.py` checks that both paths give byte-identical results.
+whole ledger, which gives the same files. `tests/test_replay.py` checks that both paths give
+byte-identical results.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Which work a job has left, and which requests are out for it: the engine's bookkeeping.
 
 A task says what to ask (`Task.next_request(index)`, or `ItemTask.request(item)`); the job
-asks its `Work` for the next request and tells it what became of each one, by the request's
-ledger event, so that a resume rebuilds the same picture from the ledger:
+asks its work (`OpenWork`, or `WorkItems` for an `ItemTask`) for the next request and tells it
+what became of each one, by the request's ledger event, so that a resume rebuilds the same
+picture from the ledger:
 
     work = work_for(task)
     request = work.next_request(index)   # None: nothing to ask now

@@ -74,7 +74,7 @@ def find_ledger(src: str | Path) -> Path:
     ledger = RunFiles(src).ledger if src.is_dir() else src
     if not ledger.is_file():
         raise SelfInstructError(
-            f"{src}: no {LEDGER_FILE} here; cost reads a run directory made by `selfinstruct generate --out DIR` "
+            f"{src}: no {LEDGER_FILE} here; cost reads a run directory made by a teacher job (`selfinstruct generate`, `answer` or `judge` with `--out DIR`) "
             "(for a filter output, name the run it came from)"
         )
     return ledger
@@ -99,7 +99,11 @@ def cost_report(src: str | Path) -> CostReport:
         else None
     )
     summary = CostSummary.of(
-        state.totals, model=model, price=price, accepted=count_jsonl(run.data), max_cost_usd=settings.get("max_cost")
+        state.totals,
+        model=model,
+        price=price,
+        accepted=count_jsonl(run.data) + count_jsonl(run.surplus),  # what the money bought, as in cost.json
+        max_cost_usd=settings.get("max_cost"),
     )
     stats = run.read_stats() or {}
     report = CostReport(**vars(summary), source=str(src), candidates=stats.get("candidates"))

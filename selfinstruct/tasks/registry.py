@@ -47,9 +47,8 @@ class TaskEntry:
     flags: dict[str, tuple[str, ...]] = field(default_factory=dict)  # a field's flags where not --field-name
     default_out: str = "{model}"  # the run directory under outputs/ without --out
     kept: str = "records kept"  # what the summing-up calls the records kept, formatted with the config's fields
-    summary: Callable[[JobResult], list[str]] | None = (
-        None  # more lines after it (a SelfInstructError fails the command)
-    )
+    # more lines after it (a SelfInstructError fails the command)
+    summary: Callable[[JobResult], list[str]] | None = None
 
 
 def task_entry(name: str) -> TaskEntry:

@@ -203,8 +203,7 @@ def read_answer(response, body: Body, **details) -> Completion:
 def _usage(usage: dict | None, messages: list[dict], content: str) -> Usage:
     if not isinstance(usage, dict) or usage.get("prompt_tokens") is None:
         return Usage(estimate_prompt_tokens(messages), count_tokens(content), estimated=True)
-    cached = (
-        (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0
-    )  # DeepSeek's name
+    details = usage.get("prompt_tokens_details") or {}
+    cached = details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0  # the second: DeepSeek's name
     reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
     return Usage(usage["prompt_tokens"], usage.get("completion_tokens") or 0, cached, reasoning_tokens=reasoning)

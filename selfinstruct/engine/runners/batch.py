@@ -105,22 +105,21 @@ class BatchRunner(Runner):
         self.again: dict[str, tuple[dict, Body]] = {}  # requests to ask in the next batch
         self.cut_by_cap = False  # a round was cut short by --max-cost
         capped = False
-        open_now: Submission | None = None
         try:
             for submission in self._recover():
-                open_now = submission
                 self._collect(submission)
             while not job.finished():
-                open_now, capped = self._next_submission()
-                if open_now is None:
+                submission, capped = self._next_submission()
+                if submission is None:
                     break
-                self._submit(open_now)
-                self._collect(open_now)
-            open_now = None
+                self._submit(submission)
+                self._collect(submission)
         except (KeyboardInterrupt, JobStopped) as e:
             job.write_reports(e.reason.value if isinstance(e, JobStopped) else StopReason.INTERRUPTED.value)
-            if isinstance(e, KeyboardInterrupt) and open_now is not None and open_now.batch_id is not None:
-                raise BatchesLeftRunning([open_now.batch_id]) from None
+            # the ledger knows every batch created and not yet ended: recovered ones not collected yet included
+            running = [batch.batch_id for batch in job.ledger.state.open_batches() if batch.batch_id is not None]
+            if isinstance(e, KeyboardInterrupt) and running:
+                raise BatchesLeftRunning(running) from None
             raise
         return (StopReason.MAX_COST if capped else None) or job.finished() or StopReason.WORK_DONE
 

@@ -3,8 +3,9 @@
 It keeps up to `concurrency` requests in flight. Before each one it asks the job whether
 another request is needed (the target, the end-of-run throttle), builds it, and reserves its
 worst-case cost; a request that could break `max_cost` waits until answers settle below
-their reservations, and the run ends when it still does not fit with nothing in flight. Each answer goes to the job as it arrives. On Ctrl-C or any
-error, requests in flight are cancelled and stay in the ledger as possibly billed.
+their reservations, and the run ends when it still does not fit with nothing in flight. Each
+answer goes to the job as it arrives. On Ctrl-C or any error, requests in flight are cancelled
+and stay in the ledger as possibly billed.
 """
 
 from __future__ import annotations

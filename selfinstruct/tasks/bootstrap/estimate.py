@@ -13,7 +13,7 @@ from pathlib import Path
 from ...clean import load_preset
 from ...engine.estimate import CostEstimate
 from ...engine.ledger import load_ledger
-from ...engine.rundir import RunDir
+from ...engine.view import RunView
 from ...records import count_jsonl
 from ...tokens import estimate_prompt_tokens, prompt_tokens_upper_bound
 from .seeds import load_seeds
@@ -33,7 +33,7 @@ def estimate_run_cost(config: GenerateConfig, out: str | Path | None = None) -> 
     prompt_tokens = round(sum(map(estimate_prompt_tokens, prompts)) / len(prompts))
     prompt_bound = max(map(prompt_tokens_upper_bound, prompts))
 
-    run = RunDir(out) if out else None
+    run = RunView(out) if out else None
     totals = load_ledger(run.ledger).totals if run else None
     kept = count_jsonl(run.data) + count_jsonl(run.surplus) if run else 0  # a raised target takes the surplus first
     if kept and totals.responses:

@@ -41,11 +41,9 @@ YIELD_RANGE = (0.5, 1.0)
 
 class GenerateConfig(JobConfig):
     IDENTITY = JobConfig.IDENTITY + ("examples_per_prompt", "machine_examples_per_prompt", "tasks_per_request", "seed")
-    EMBEDDED_DEFAULTS = {
-        **JobConfig.EMBEDDED_DEFAULTS,
-        "tasks_per_request": 5,
-    }  # a 135M model loses track of longer lists
-    API_DEFAULTS = {**JobConfig.API_DEFAULTS, "tasks_per_request": 20}  # Alpaca's
+    # tasks asked for per request: Alpaca's 20 of an API teacher; a 135M model loses track of longer lists
+    EMBEDDED_DEFAULTS = {**JobConfig.EMBEDDED_DEFAULTS, "tasks_per_request": 5}
+    API_DEFAULTS = {**JobConfig.API_DEFAULTS, "tasks_per_request": 20}
 
     # The seed file is identified by its hash (in the run's config.json), not by its path.
     seeds: str | None = Field(None, description="Seed tasks (default: the bundled seeds).")
