@@ -334,7 +334,24 @@ def read_records(src: str | Path, *, require_output: bool = True) -> list[dict]:
         return _read_parquet(src, require_output)
     if name.removesuffix(".gz").endswith(".json"):
         return _read_json_list(src, require_output)
-    return [r for number, obj in read_jsonl(src) for r in normalize(obj, f"{src}:{number}", require_output)]
+    return [record for _, record in _located_jsonl(src, require_output)]
+
+
+def read_located_records(src: str | Path) -> list[tuple[str, dict]]:
+    """`read_records` with where each record is, for messages about one of them: `file:line` in
+    JSONL, `file (record N)` in the other formats."""
+    src = Path(src)
+    if src.is_file() and not src.name.lower().removesuffix(".gz").endswith((".json", ".parquet")):
+        return _located_jsonl(src, require_output=True)
+    return [(f"{src} (record {number})", record) for number, record in enumerate(read_records(src), start=1)]
+
+
+def _located_jsonl(path: Path, require_output: bool) -> list[tuple[str, dict]]:
+    return [
+        (f"{path}:{number}", record)
+        for number, obj in read_jsonl(path)
+        for record in normalize(obj, f"{path}:{number}", require_output)
+    ]
 
 
 def _read_json_list(path: Path, require_output: bool) -> list[dict]:
@@ -346,7 +363,7 @@ def _read_json_list(path: Path, require_output: bool) -> list[dict]:
     stripped = text.lstrip()
     if not stripped.startswith("["):
         if stripped.startswith("{"):  # a JSONL file with a .json name
-            return [r for number, obj in read_jsonl(path) for r in normalize(obj, f"{path}:{number}", require_output)]
+            return [record for _, record in _located_jsonl(path, require_output)]
         raise SelfInstructError(f"{path}: expected a JSON list of records")
     decoder = json.JSONDecoder()
     records: list[dict] = []

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 from fake_openai import FakeOpenAI
 from fake_teacher import FakeTeacher, tasks_answer
+from test_cli_generate import api_args
 from test_rundir import config
 
 from selfinstruct.cli import main
@@ -144,24 +145,7 @@ def test_overwrite_keeps_the_paid_answers_of_the_old_ledger_aside(tmp_path, caps
 
 def test_the_cli_resumes_a_run_whose_config_json_is_corrupt_without_asking_again(tmp_path):
     with FakeOpenAI(tasks_per_answer=5) as server:
-        cmd = [
-            "generate",
-            "--out",
-            str(tmp_path),
-            "--base-url",
-            server.base_url,
-            "--model",
-            "gpt-4o-mini",
-            "--preset",
-            "alpaca",
-            "-n",
-            "10",
-            "--tasks-per-request",
-            "5",
-            "--concurrency",
-            "1",
-            "--quiet",
-        ]
+        cmd = api_args(server, tmp_path, "-n", "10", "--concurrency", "1")
         assert CliRunner().invoke(main, cmd).exit_code == 0
         asked = len(server.calls)
         (tmp_path / "config.json").write_text('{"format_ver')  # the issue's corrupt file

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 from fake_openai import FakeOpenAI
 from fake_run import write_run
+from test_cli_generate import api_args
 from test_resume import check_exact
 
 from selfinstruct.cli import main
@@ -87,24 +88,7 @@ def test_a_full_disk_while_drawing_the_cost_chart_names_the_chart(tmp_path):
 def test_a_full_disk_stops_generate_in_one_line_and_the_rerun_loses_nothing(tmp_path, monkeypatch):
     target = 40
     with FakeOpenAI(tasks_per_answer=5) as server:
-        cmd = [
-            "generate",
-            "--out",
-            str(tmp_path),
-            "--base-url",
-            server.base_url,
-            "--model",
-            "gpt-4o-mini",
-            "--preset",
-            "alpaca",
-            "-n",
-            str(target),
-            "--tasks-per-request",
-            "5",
-            "--concurrency",
-            "1",
-            "--quiet",
-        ]
+        cmd = api_args(server, tmp_path, "-n", str(target), "--concurrency", "1")
         real_fsync = os.fsync
         monkeypatch.setattr(os, "fsync", lambda fd: full_disk(fd) if len(server.completed) >= 2 else real_fsync(fd))
         line = one_line_error(CliRunner().invoke(main, cmd))

