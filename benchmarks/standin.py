@@ -109,6 +109,9 @@ class StandIn:
         self.window: collections.deque[float] = collections.deque()
         self.served: list[float] = []
         self.refused: list[float] = []
+        # injectable, so tests drive the sliding minute and hold requests in flight without waiting
+        self.clock = time.monotonic
+        self.wait = asyncio.sleep
 
     def _over_limit(self, now: float) -> float | None:
         """Seconds until a slot frees, when this request is over the sliding-minute limit."""
@@ -123,7 +126,7 @@ class StandIn:
 
     async def chat(self, request: Request) -> JSONResponse:
         body = await request.json()
-        now = time.monotonic()
+        now = self.clock()
         wait = self._over_limit(now)
         if wait is not None:
             self.refused.append(now)
@@ -131,9 +134,9 @@ class StandIn:
             error = {"error": {"message": "Rate limit reached for requests", "type": "requests"}}
             return JSONResponse(error, status_code=429, headers=headers)
         self.served.append(now)
-        content = self.answers[(len(self.served) - 1) % len(self.answers)]
+        content = self.content(body)
         if self.latency:
-            await asyncio.sleep(self.latency)
+            await self.wait(self.latency)
         prompt = sum(len(m.get("content", "")) for m in body.get("messages", [])) // 4
         completion = len(content) // 4 + 1
         answer = {
@@ -146,11 +149,15 @@ class StandIn:
         }
         return JSONResponse(answer, headers={"x-request-id": f"srv-{len(self.served)}"})
 
+    def content(self, body: dict) -> str:
+        """What the teacher says: the next of the answers made at start-up."""
+        return self.answers[(len(self.served) - 1) % len(self.answers)]
+
     async def stats(self, _request: Request) -> JSONResponse:
         return JSONResponse({"served": self.served, "refused": self.refused})
 
 
-def main() -> None:
+def arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--latency", type=float, default=0.3)
@@ -160,12 +167,22 @@ def main() -> None:
     parser.add_argument(
         "--answers", type=int, default=3000, help="distinct answers made at start-up, then served in turn"
     )
-    args = parser.parse_args()
-    standin = StandIn(args.latency, args.tasks, args.rpm_window, args.seed, args.answers)
-    app = Starlette(
+    return parser
+
+
+def application(standin: StandIn) -> Starlette:
+    return Starlette(
         routes=[Route("/v1/chat/completions", standin.chat, methods=["POST"]), Route("/stats", standin.stats)]
     )
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+
+
+def serve(standin: StandIn, port: int) -> None:
+    uvicorn.run(application(standin), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def main() -> None:
+    args = arguments().parse_args()
+    serve(StandIn(args.latency, args.tasks, args.rpm_window, args.seed, args.answers), args.port)
 
 
 if __name__ == "__main__":

@@ -29,9 +29,13 @@ ROLE_ALIASES = {"human": "user", "gpt": "assistant", "user": "user", "assistant"
 
 
 def to_turns(record: dict, system_prompt: str | None = None) -> list[tuple[str, str]]:
-    """`[(role, text)]` with roles system (when given), user, assistant."""
-    user = record["instruction"] + (SEPARATOR + record["input"] if record["input"] else "")
+    """`[(role, text)]` with roles system (when given), user, assistant; a multi-turn record
+    (`conversation`, `selfinstruct magpie --turns`) gives all its turns, its own system turn first."""
     system = [("system", system_prompt)] if system_prompt else []
+    if record.get("conversation"):
+        turns = [(turn["role"], turn["content"]) for turn in record["conversation"]]
+        return turns if turns[0][0] == "system" else [*system, *turns]
+    user = record["instruction"] + (SEPARATOR + record["input"] if record["input"] else "")
     return [*system, ("user", user), ("assistant", record["output"])]
 
 

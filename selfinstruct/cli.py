@@ -63,9 +63,11 @@ class Commands(click.Group):
     one is used (a task module brings the engine, which the other commands do without)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *MODULES])
+        return sorted([*super().list_commands(ctx), *MODULES, "eval"])
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name == "eval":  # built from its config's fields, like the teacher jobs'
+            return eval_command()
         return teacher_command(task_entry(name)) if name in MODULES else super().get_command(ctx, name)
 
 
@@ -96,18 +98,22 @@ def teacher_command(entry: TaskEntry) -> click.Command:
         if name != entry.argument:
             flags = entry.flags.get(name) or TEACHER_FLAGS.get(name) or (f"--{name.replace('_', '-')}",)
             params.append(field_option(entry.config, name, flags, file=name in entry.files))
-    overwrite = "Start over in an existing run directory with other settings (its ledger is kept aside, its paid answers not reused)."
-    params += [
-        click.Option(["--overwrite"], is_flag=True, help=overwrite),
-        click.Option(["--quiet"], is_flag=True, help="No progress bar."),
-        click.Option(["--dry-run"], is_flag=True, help="Print the estimated cost of the run and exit."),
-    ]
+    params += _run_options()
 
     @user_errors
     def command(out, dry_run, overwrite, quiet, **settings):
         _teacher_job(entry, settings, out, dry_run=dry_run, overwrite=overwrite, quiet=quiet)
 
     return click.Command(entry.name, callback=command, params=params, help=entry.about)
+
+
+def _run_options() -> list[click.Option]:
+    overwrite = "Start over in an existing run directory with other settings (its ledger is kept aside, its paid answers not reused)."
+    return [
+        click.Option(["--overwrite"], is_flag=True, help=overwrite),
+        click.Option(["--quiet"], is_flag=True, help="No progress bar."),
+        click.Option(["--dry-run"], is_flag=True, help="Print the estimated cost of the run and exit."),
+    ]
 
 
 def field_option(config: type[BaseModel], name: str, flags: tuple[str, ...], *, file: bool = False) -> click.Option:
@@ -119,9 +125,16 @@ def field_option(config: type[BaseModel], name: str, flags: tuple[str, ...], *, 
         return click.Option([*flags, name], is_flag=True, default=None, help=field.description)
     default = _default_text(config, name)
     help = f"{field.description}  [default: {default}]" if default is not None else field.description
+    if list[kind] in get_args(field.annotation):  # `str | list[str]`: the flag may be given several times
+        return click.Option([*flags, name], type=kind, multiple=True, callback=_one_or_many, help=help)
     return click.Option(
         [*flags, name], type=click.Path(exists=True, dir_okay=False) if file else kind, default=None, help=help
     )
+
+
+def _one_or_many(ctx, param, values: tuple):
+    """A repeatable flag's values as its field takes them: None (not given), one value, or a list."""
+    return None if not values else values[0] if len(values) == 1 else list(values)
 
 
 def _click_type(annotation):
@@ -236,6 +249,12 @@ def _print_estimate(estimate, batch: bool) -> None:
     click.echo(
         f"expected cost: {_dollars(estimate.expected_usd)}{spread}; worst case (every answer at max tokens): {_dollars(estimate.worst_case_usd)}"
     )
+    if estimate.endpoint_usd:  # several endpoints: the figures above are at the dearest's price
+        shares = ", ".join(f"{name} {_dollars(usd)}" for name, usd in estimate.endpoint_usd.items())
+        click.echo(
+            f"by endpoint, if every request went there: {shares} (the figures above are at the dearest "
+            "endpoint's price, which the cost cap reserves)"
+        )
     cap = f"--max-cost {_dollars(estimate.max_cost_usd)} cuts the run short"
     if estimate.records_within_cap is not None:
         click.echo(
@@ -243,6 +262,59 @@ def _print_estimate(estimate, batch: bool) -> None:
         )
     elif estimate.cap_short_below is not None:
         click.echo(f"{cap} if fewer than {estimate.cap_short_below:g} records are accepted per request")
+
+
+# ---------------------------------------------------------------- eval
+
+
+def eval_command() -> click.Command:
+    """`selfinstruct eval SET [MODEL...]`: an option for each field of `EvalConfig`."""
+    from .engine.config import JobConfig
+    from .eval.run import EvalConfig
+
+    own = [name for name in EvalConfig.model_fields if name not in JobConfig.model_fields and name != "set"]
+    params: list[click.Parameter] = [
+        click.Argument(["set"], type=click.Path(exists=True)),
+        click.Argument(["models"], nargs=-1),
+        click.Option(["--out"], type=click.Path(file_okay=False), help="Eval directory [default: outputs/eval-SET]."),
+        click.Option(["--compare"], is_flag=True, help="Several models in one table: `eval SET --compare A B`."),
+    ]
+    for name in [*own, *JobConfig.model_fields]:
+        params.append(field_option(EvalConfig, name, TEACHER_FLAGS.get(name) or (f"--{name.replace('_', '-')}",)))
+    params += _run_options()
+
+    @user_errors
+    def command(models, out, compare, dry_run, overwrite, quiet, **settings):
+        _evaluate(settings, list(models), out, compare=compare, dry_run=dry_run, overwrite=overwrite, quiet=quiet)
+
+    about = """Score models on an evaluation set: verified accuracy, pairwise win rate, imitation NLL.
+
+    MODEL is NAME@URL (an OpenAI-compatible endpoint), `embedded`, or a local checkpoint that
+    `finetune` wrote (served on loopback meanwhile); or name one with --base-url and --model.
+    SET is any file or run directory with `answer` / `solution` or `output`. Each model answers
+    on the job engine: rerunning the same command resumes, and nothing is asked twice.
+    """
+    return click.Command("eval", callback=command, params=params, help=about)
+
+
+def _evaluate(settings: dict, models: list[str], out, *, compare: bool, dry_run: bool, overwrite: bool, quiet: bool):
+    from .engine.config import make_config
+    from .eval.run import EvalConfig, estimate_eval_cost, evaluate
+
+    config = make_config(EvalConfig, **settings)
+    if compare and len(models) < 2:
+        raise SettingError("{compare} needs two models or more: eval SET --compare A B", "compare")
+    out = Path(out or Path("outputs") / f"eval-{Path(config.set).stem}")
+    if dry_run:
+        for what, estimate in estimate_eval_cost(config, models, out):
+            click.echo(f"{what}:")
+            _print_estimate(estimate, config.batch)
+        return
+    result = evaluate(config, models, out, progress=not quiet, overwrite=overwrite)
+    click.echo(result.table)
+    for line in result.notes:
+        click.echo(line)
+    click.echo(f"scores: {out / 'eval.json'}")
 
 
 # ---------------------------------------------------------------- filter
@@ -322,12 +394,14 @@ def filter_command(src, out, preset, min_score, decontaminate, lsh_storage, quie
 
 
 @main.command()
-@click.argument("src", type=click.Path(exists=True))
+@click.argument("src", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option(
     "--format",
-    type=click.Choice(["alpaca", "jsonl", "sharegpt", "openai", "messages"]),
-    help="Row shape [alpaca for a .json file, else jsonl].",
+    type=click.Choice(["alpaca", "jsonl", "sharegpt", "openai", "messages", "dpo"]),
+    help="Row shape [alpaca for a .json file, else jsonl]; dpo: preference pairs from judged answers.",
 )
+@click.option("--chat", is_flag=True, default=None, help="dpo: trl's conversational rows (message lists).")
+@click.option("--min-margin", type=float, help="dpo: least score difference of chosen over rejected [1].")
 @click.option(
     "--to",
     type=click.Path(path_type=Path),
@@ -360,10 +434,15 @@ def export(src, **options):
 
     SRC is a run or filter directory, a JSONL or Alpaca JSON file. The card goes inside a
     datasets directory (README.md), beside a file (FILE.README.md), and to the Hub repository.
+    With --format dpo, SRC is one or more judged answer runs, pooled: one pair per prompt.
     """
     from .export.exporter import export_dataset, make_options
 
-    result = export_dataset(src, make_options(**options))
+    result = export_dataset(list(src), make_options(**options))
+    if result.pairing:
+        from .export.pairs import describe_drops
+
+        click.echo(describe_drops(result.pairing))
     if result.written:
         click.echo(f"{result.records} records in {result.format} rows: {result.written} (card: {result.card})")
     if result.hub_url:
@@ -482,7 +561,7 @@ def teacher_check():
     "--data",
     required=True,
     type=click.Path(exists=True),
-    help="Records: run directory, JSONL, Alpaca JSON, Parquet or saved dataset.",
+    help="Records: run directory, JSONL, Alpaca JSON, Parquet or saved dataset; --method dpo: preference pairs.",
 )
 @click.option(
     "--model",
@@ -498,7 +577,7 @@ def teacher_check():
 )
 @click.option(
     "--method",
-    type=click.Choice(["lora", "qlora", "full"]),
+    type=click.Choice(["lora", "qlora", "full", "dpo"]),
     help="[default: the recipe's; lora when no recipe is named]",
 )
 @click.option(
@@ -519,12 +598,19 @@ def teacher_check():
 )
 @click.option("--max-length", type=int, help="Tokens per example; with packing, per packed row.")
 @click.option("--lora-r", type=int, help="LoRA rank.")
+@click.option("--beta", type=float, help="DPO's beta: how far the student may move from the reference.")
 @click.option("--packing/--no-packing", default=None)
 @click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=None)
 @click.option("--seed", type=int)
+@click.option(
+    "--eval",
+    "eval_set",
+    type=click.Path(exists=True),
+    help="Then evaluate the student (and a local base) on this set: `selfinstruct eval`, into OUT/eval and the card.",
+)
 @user_errors
-def finetune(data, model, out_dir, recipe, merge, lora_r, **fields):
-    """Train a student on instruction records: LoRA, QLoRA or full (needs the [train] extra).
+def finetune(data, model, out_dir, recipe, merge, lora_r, beta, eval_set, **fields):
+    """Train a student on instruction records (LoRA, QLoRA, full) or preference pairs (DPO); needs [train].
 
     Flags override the recipe's fields. On several GPUs, launch with accelerate:
 
@@ -538,9 +624,19 @@ def finetune(data, model, out_dir, recipe, merge, lora_r, **fields):
     overrides = {name: value for name, value in fields.items() if value is not None}
     if lora_r is not None:
         overrides["lora.r"] = lora_r
+    if beta is not None:
+        overrides["dpo.beta"] = beta
+    if eval_set is not None:
+        from .eval.sets import load_set
+
+        load_set(eval_set)  # a set that cannot be read fails now, not after the training
     result = run_finetune(data, model, out_dir, load_recipe(recipe, overrides), merge=merge)
     if result is None:  # not the main process of a multi-GPU run
         return
     loss = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     click.echo(f"{result.steps} steps; loss {loss(result.first_loss)} -> {loss(result.last_loss)}")
     click.echo(f"student: {result.out}" + (f" (merged model: {result.merged})" if result.merged else ""))
+    if eval_set is not None:
+        from .eval.finetuned import evaluate_finetuned
+
+        click.echo(evaluate_finetuned(Path(result.out), model, eval_set, merged=result.merged).table)

@@ -88,6 +88,20 @@ def price_for(
     )
 
 
+def dearest(prices: list[Price | None]) -> Price | None:
+    """A price at least as high as each known one, in every part: what a request reserves when
+    it may be answered at any of them (None: none is known)."""
+    known = [price for price in prices if price is not None]
+    if len(known) <= 1:
+        return known[0] if known else None
+    return Price(
+        input=max(p.input for p in known),
+        output=max(p.output for p in known),
+        cached_input=max(p.cached_input for p in known),
+        batch_discount=min(p.batch_discount for p in known),
+    )
+
+
 def completion_bound(model: str, max_tokens: int, override: int | None = None) -> int:
     """The completion tokens one answer can bill at most, reasoning included: `override` (the
     user knows their model), the model's whole output when its limit does not bound the

@@ -111,7 +111,7 @@ def test_recipe_round_trips_through_toml(tmp_path):
     "text, message",
     [
         ("lerning_rate = 1e-4\n", r"field 'lerning_rate': unknown field"),
-        ('method = "dpo"\n', r"field 'method': Input should be 'lora', 'qlora' or 'full'"),
+        ('method = "ppo"\n', r"field 'method': Input should be 'lora', 'qlora', 'full' or 'dpo'"),
         ('[lora]\nr = "big"\n', r"field 'lora.r': Input should be a valid integer"),
         ("[lora]\nrank = 8\n", r"field 'lora.rank': unknown field"),
         ("per_device_batch_size = 3\nglobal_batch_size = 32\n", r"global_batch_size \(32\) must be a multiple"),

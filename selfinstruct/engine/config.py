@@ -4,8 +4,9 @@ Each job's config subclasses `JobConfig` and adds its own fields. Fields fall in
 The *identity* fields (`IDENTITY`; a subclass lists its base's and its own) decide what data the run
 makes: a resumed run must keep them (a run directory refuses a different identity unless
 overwritten). The others only steer the run (target size, concurrency, limits, prices) and may
-change between resumes, e.g. to raise the target. The endpoint is not part of the identity:
-the same model may move to another host or port.
+change between resumes, e.g. to raise the target. The endpoints are not part of the identity:
+the same model may move to another host or port, and a rerun may use one endpoint more or fewer
+(`engine.endpoints`: `--base-url` given several times, or `--endpoints FILE`).
 
 Each field's default and description are the only ones: the command line takes its flags'
 defaults and help from them.
@@ -14,13 +15,13 @@ defaults and help from them.
 from __future__ import annotations
 
 from typing import ClassVar, Literal, TypeVar
-from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from ..errors import SettingError, from_settings
-from ..pricing import Price, price_for
+from ..pricing import Price, dearest, price_for
 from ..teacher.embedded import MODEL_ALIAS
+from .endpoints import EndpointSpec, check_url, read_endpoints_file, unique_labels
 
 C = TypeVar("C", bound="JobConfig")
 
@@ -52,8 +53,15 @@ class JobConfig(BaseModel):
     API_DEFAULTS: ClassVar[dict] = {"max_tokens": 3072, "concurrency": 8, "context_tokens": 128_000}
 
     # ---- the teacher
-    base_url: str | None = Field(
-        None, description="OpenAI-compatible endpoint; without it the embedded SmolLM2 teacher runs."
+    base_url: str | list[str] | None = Field(
+        None,
+        description="OpenAI-compatible endpoint; give it several times to spread the requests over several "
+        "(--concurrency, --rpm and --tpm then bound each one); without it the embedded SmolLM2 teacher runs.",
+    )
+    endpoints: str | None = Field(
+        None,
+        description="A TOML file with one [[endpoint]] table per endpoint (url, and optionally name, model, "
+        "api_key_env, weight, concurrency, rpm, tpm, price_in, price_out, price_cached), instead of --base-url.",
     )
     model: str | None = Field(None, description="Teacher model name (required with a base URL).")
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key.")
@@ -106,26 +114,43 @@ class JobConfig(BaseModel):
         description="Processes for the rule checks (default: 1 at concurrency 32 or more with a spare core, else 0).",
     )
 
-    @model_validator(mode="after")
-    def _api_needs_model(self):
-        if self.base_url is not None and not self.model:
-            raise SettingError("{model} is required with {base_url}", "model", "base_url")
-        return self
+    _endpoint_specs: list[EndpointSpec] = PrivateAttr(default_factory=list)  # read once, by `_read_endpoints`
 
     @model_validator(mode="after")
-    def _base_url_is_http(self):
-        url = urlparse(self.base_url) if self.base_url is not None else None
-        if url is not None and (url.scheme not in ("http", "https") or not url.hostname):  # refused before any request
+    def _read_endpoints(self):
+        """The endpoints, checked once: each base URL, or the endpoints file."""
+        if self.endpoints is not None and self.base_url is not None:
+            raise SettingError("give {base_url} or {endpoints}, not both", "base_url", "endpoints")
+        if self.endpoints is not None:
+            self._endpoint_specs = read_endpoints_file(self.endpoints)
+        elif self.base_url is not None:
+            urls = [self.base_url] if isinstance(self.base_url, str) else self.base_url
+            for url in urls:
+                check_url(url, "{base_url} ", ("base_url",))
+            self._endpoint_specs = unique_labels([EndpointSpec(url=url) for url in urls], "{base_url}", "base_url")
+        if self._endpoint_specs and not self.model:
             raise SettingError(
-                f"{{base_url}} must be an http:// or https:// URL such as https://api.openai.com/v1 or "
-                f"http://localhost:8000/v1, not {self.base_url!r}",
+                "{model} is required with {base_url}"
+                if self.endpoints is None
+                else "{model} is required with {endpoints}",
+                "model",
+                "base_url" if self.endpoints is None else "endpoints",
+            )
+        if self.batch and len(self._endpoint_specs) > 1:
+            raise SettingError(
+                "a batch runs on one endpoint (the provider's Batch API): give one {base_url}, or leave out {batch}",
+                "batch",
                 "base_url",
             )
         return self
 
     @property
     def embedded(self) -> bool:
-        return self.base_url is None
+        return not self._endpoint_specs
+
+    def endpoint_specs(self) -> list[EndpointSpec]:
+        """The endpoints the run's requests may go to (none: the embedded teacher)."""
+        return list(self._endpoint_specs)
 
     def resolved(self: C) -> C:
         """Fill the fields left to None with the defaults of the embedded or an API teacher."""
@@ -133,17 +158,32 @@ class JobConfig(BaseModel):
         return self.model_copy(update={k: v for k, v in defaults.items() if getattr(self, k) is None})
 
     def price(self) -> Price | None:
-        """The teacher's price (the table's, with overrides); a cost cap needs one."""
-        price = price_for(self.model, self.price_in, self.price_out, self.price_cached)
-        if price is None and self.max_cost is not None:
+        """The teacher's price (the table's, with overrides); a cost cap needs one. With several
+        endpoints, the dearest of their prices: what a request reserves, since failover may ask
+        it anywhere (each answer is then priced at its endpoint's own, `endpoint_price`)."""
+        specs = self._endpoint_specs or [None]
+        prices = [self.endpoint_price(spec) for spec in specs]
+        if self.max_cost is not None and None in prices:
+            where = f" at endpoint {specs[prices.index(None)].label}" if len(specs) > 1 else ""
             raise SettingError(
-                f"no price is known for model {self.model!r}, so {{max_cost}} cannot be enforced: "
-                "set {price_in} and {price_out} (USD per 1M tokens)",
+                f"no price is known for model {self.model!r}{where}, so {{max_cost}} cannot be enforced: "
+                "set {price_in} and {price_out} (USD per 1M tokens)" + (", or the endpoint's own" if where else ""),
                 "max_cost",
                 "price_in",
                 "price_out",
             )
-        return price
+        return dearest(prices)
+
+    def endpoint_price(self, spec: EndpointSpec | None) -> Price | None:
+        """One endpoint's price: its own overrides, else the run's, else the table's for the model it serves."""
+        if spec is None:
+            return price_for(self.model, self.price_in, self.price_out, self.price_cached)
+        return price_for(
+            spec.model or self.model,
+            self.price_in if spec.price_in is None else spec.price_in,
+            self.price_out if spec.price_out is None else spec.price_out,
+            self.price_cached if spec.price_cached is None else spec.price_cached,
+        )
 
     def identity(self) -> dict:
         return {name: getattr(self, name) for name in self.IDENTITY}

@@ -7,10 +7,10 @@ may have been billed: their reserved worst case is shown apart, as "possibly bil
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 
 from ..pricing import Price
-from .ledger import LedgerTotals
+from .ledger import EndpointTotals, LedgerTotals
 
 
 def usd(value: float | None, digits: int = 4) -> str:
@@ -37,6 +37,7 @@ class CostSummary:
     latency_s: float
     accepted: int
     max_cost_usd: float | None = None
+    endpoints: dict[str, EndpointTotals] = field(default_factory=dict)  # each endpoint's share, by name
 
     @classmethod
     def of(
@@ -54,12 +55,28 @@ class CostSummary:
             cost_usd=None if totals.unpriced_responses else round(totals.cost_usd, 8),
             unsettled_usd=round(totals.unsettled_usd, 8),
             latency_s=round(totals.latency_s, 3),
+            endpoints={name: replace(share) for name, share in totals.endpoints.items()},
         )
         return cls(**figures, model=model, price=price, accepted=accepted, max_cost_usd=max_cost_usd)
 
     @property
     def usd_per_1000_accepted(self) -> float | None:
         return 1000 * self.cost_usd / self.accepted if self.cost_usd is not None and self.accepted else None
+
+    def endpoint_rows(self) -> list[tuple[str, str]]:
+        """Each endpoint's share in a line, for a run that had several (`cost`, the card):
+        ("gpu0", "1,200 answered, 2 failed, 9 errors; 310,000 + 95,000 tokens; $0.1000")."""
+        if len(self.endpoints) < 2:
+            return []
+        return [
+            (
+                name,
+                f"{share.responses:,} answered, {share.failures:,} failed, {share.errors:,} errors; "
+                f"{share.prompt_tokens:,} prompt + {share.completion_tokens:,} completion tokens; "
+                f"{usd(share.to_dict()['cost_usd'])}",
+            )
+            for name, share in self.endpoints.items()
+        ]
 
     def cost_json(self) -> dict:
         """cost.json, with the keys it has always had."""
@@ -82,4 +99,5 @@ class CostSummary:
             "usd_per_1000_accepted": None if per_1000 is None else round(per_1000, 6),
             "max_cost_usd": self.max_cost_usd,
             "usage_estimated": self.estimated_responses > 0,
+            "endpoints": {name: share.to_dict() for name, share in self.endpoints.items()},
         }

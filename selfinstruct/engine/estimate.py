@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..pricing import completion_bound
+from ..pricing import Price, completion_bound
 from ..tokens import estimate_prompt_tokens, prompt_tokens_upper_bound
 from .config import JobConfig
 from .ledger import load_ledger
@@ -39,6 +39,10 @@ class CostEstimate:
     max_cost_usd: float | None = None
     records_within_cap: int | None = None  # what max_cost pays for, when it is below the expected cost
     cap_short_below: float | None = None  # accepted per request under which max_cost cuts the run short
+    # Over several endpoints: the expected cost if every request went to each one, at its own price
+    # (routing follows free capacity, so the split is not known before the run; the figures above
+    # are at the dearest endpoint's price, as the cost cap reserves).
+    endpoint_usd: dict[str, float | None] | None = None
 
     @classmethod
     def priced(
@@ -64,9 +68,9 @@ class CostEstimate:
         def requests(per_request: float) -> int:
             return math.ceil(records_wanted / per_request) if per_request > 0 else 0
 
-        def cost(per_request: float, prompt: int, completion: int) -> float | None:
+        def cost(per_request: float, prompt: int, completion: int, at: Price | None = price) -> float | None:
             n = requests(per_request)
-            return price.cost(n * prompt, n * completion, batch=config.batch) if price else None
+            return at.cost(n * prompt, n * completion, batch=config.batch) if at else None
 
         expected = cost(accepted_per_request, prompt_tokens, completion_tokens)
         spread = None
@@ -95,6 +99,12 @@ class CostEstimate:
             max_cost_usd=cap,
             records_within_cap=within,
             cap_short_below=None if short_below is None else round(short_below, 1),
+            endpoint_usd={
+                spec.label: cost(accepted_per_request, prompt_tokens, completion_tokens, config.endpoint_price(spec))
+                for spec in config.endpoint_specs()
+            }
+            if len(config.endpoint_specs()) > 1
+            else None,
         )
 
     def to_dict(self) -> dict:

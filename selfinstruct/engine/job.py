@@ -40,6 +40,7 @@ from ..tokens import prompt_tokens_upper_bound
 from .checkpoint import RecordSizes, identity_sha256, write_checkpoint
 from .config import JobConfig
 from .costs import CostSummary
+from .endpoints import Via
 from .ledger import Ledger, LedgerState
 from .rundir import RunDir
 from .state import JobState
@@ -226,6 +227,9 @@ class Job:
             config.temperature,
             config.top_p,
             config.reasoning_effort,
+            request.prompt,
+            request.stop,
+            request.seed,
         )
 
     def worst_case_usd(self, request: Request, batch: bool = False) -> float:
@@ -260,9 +264,11 @@ class Job:
         self.work.sent(request)
         return request
 
-    def receive(self, request: dict, completion: Completion, model: str) -> dict:
-        """Record an answer, then turn it into records; returns its ledger event."""
+    def receive(self, request: dict, completion: Completion, model: str, *, via: Via | None = None) -> dict:
+        """Record an answer, then turn it into records; returns its ledger event. `via`: the endpoint
+        that answered (the ledger names it), priced at its own price."""
         usage = completion.usage
+        price = via.price if via is not None and via.price is not None else self.price
         response = self.ledger.response(
             request["request_id"],
             model=model,
@@ -272,10 +278,10 @@ class Job:
             content=completion.content,
             finish_reason=completion.finish_reason,
             usage=vars(usage),
-            cost_usd=self.price.cost(
+            cost_usd=price.cost(
                 usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, batch=completion.batch_id is not None
             )
-            if self.price
+            if price
             else None,
             latency_s=completion.latency_s,
             attempts=completion.attempts,
@@ -284,6 +290,7 @@ class Job:
             request_params=completion.params,
             **({"reasoning": completion.reasoning} if completion.reasoning is not None else {}),
             **({"batch_id": completion.batch_id} if completion.batch_id is not None else {}),
+            **(via.ledger_fields() if via is not None else {}),
         )
         self.state.answered(usage.completion_tokens)
         self.work.answered(request)
@@ -291,10 +298,18 @@ class Job:
         return response
 
     def give_up(
-        self, request: dict, error: str, attempts: int, retry_errors: list[str] | None = None, *, refused: bool = False
+        self,
+        request: dict,
+        error: str,
+        attempts: int,
+        retry_errors: list[str] | None = None,
+        *,
+        refused: bool = False,
+        via: Via | None = None,
     ) -> None:
         """Record a request that will not be answered; too many in a row stop the run."""
         details = {"retry_errors": retry_errors} if retry_errors else {}
+        details.update(via.ledger_fields() if via is not None else {})
         self.ledger.failure(request["request_id"], error, attempts=attempts, **details)
         self.work.released(request)
         if refused:

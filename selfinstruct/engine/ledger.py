@@ -4,8 +4,9 @@ It is the run's source of truth. Each line is one event:
 - `run`: the first line, the run's task and settings as config.json has them, so that a run whose
   config.json is lost or damaged can still be checked and resumed (older ledgers lack it);
 - `request`: written *before* sending, with the worst-case cost reserved for it;
-- `response`: the answer (content, finish reason, usage, latency, cost, attempts);
-- `failure`: the request was given up (retries exhausted) or refused;
+- `response`: the answer (content, finish reason, usage, latency, cost, attempts), and the
+  `endpoint` that answered (with `endpoint_errors`, the failed attempts at each endpoint before);
+- `failure`: the request was given up (retries exhausted) or refused (`endpoint`: where it was last tried);
 - `cancelled`: the run stopped (Ctrl-C, a fatal error) while the request was in flight;
 - `batch`, `batch_file`, `batch_created`, `batch_ended`: a Batch API batch, by its key, with the
   requests it carries (written before anything is uploaded), its input file and remote id
@@ -35,6 +36,24 @@ def now_iso() -> str:
 
 
 @dataclass
+class EndpointTotals:
+    """One endpoint's share of a run: what it answered, what that cost, how often it failed."""
+
+    responses: int = 0
+    failures: int = 0  # requests given up there (their last attempt was there)
+    errors: int = 0  # failed attempts there (429s, timeouts, connections...), retried or not
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    unpriced_responses: int = 0
+
+    def to_dict(self) -> dict:
+        figures = dict(vars(self), cost_usd=None if self.unpriced_responses else round(self.cost_usd, 8))
+        del figures["unpriced_responses"]
+        return figures
+
+
+@dataclass
 class LedgerTotals:
     """The ledger's figures, summed as its events come (`LedgerState.apply`): what `CostSummary` shows."""
 
@@ -52,9 +71,18 @@ class LedgerTotals:
     unsettled_requests: int = 0  # requests whose outcome is unknown: the provider may have billed them
     unsettled_usd: float = 0.0  # their reservations
     latency_s: float = 0.0
+    endpoints: dict[str, EndpointTotals] = field(default_factory=dict)  # by name, for the events that name one
 
     def add_response(self, event: dict) -> None:
         usage = event["usage"]
+        self._add_endpoint_errors(event)
+        if "endpoint" in event:
+            answered = self._endpoint(event["endpoint"])
+            answered.responses += 1
+            answered.prompt_tokens += usage["prompt_tokens"]
+            answered.completion_tokens += usage["completion_tokens"]
+            answered.unpriced_responses += event["cost_usd"] is None
+            answered.cost_usd += event["cost_usd"] or 0.0
         self.responses += 1
         self.batch_responses += "batch_id" in event
         self.prompt_tokens += usage["prompt_tokens"]
@@ -65,6 +93,19 @@ class LedgerTotals:
         self.unpriced_responses += event["cost_usd"] is None
         self.cost_usd += event["cost_usd"] or 0.0
         self.latency_s += event["latency_s"] or 0.0  # None through the Batch API
+
+    def add_failure(self, event: dict) -> None:
+        self.failures += 1
+        self._add_endpoint_errors(event)
+        if "endpoint" in event:
+            self._endpoint(event["endpoint"]).failures += 1
+
+    def _add_endpoint_errors(self, event: dict) -> None:
+        for name, errors in (event.get("endpoint_errors") or {}).items():
+            self._endpoint(name).errors += errors
+
+    def _endpoint(self, name: str) -> EndpointTotals:
+        return self.endpoints.setdefault(name, EndpointTotals())
 
 
 @dataclass
@@ -117,7 +158,7 @@ class LedgerState:
             if kind == "response":
                 self.totals.add_response(event)
             else:
-                self.totals.failures += 1
+                self.totals.add_failure(event)
         elif kind == "cancelled" and request_id in self.in_flight:  # the provider may still bill it
             self.totals.unsettled_requests += 1
             self.totals.unsettled_usd += self.in_flight.pop(request_id)

@@ -2,6 +2,10 @@
 
     accepted 37/100 | rej near_duplicate 21, instruction_words 9, blacklist 3 | $0.0123 | 512 tok/s | retried HTTP 429 4
 
+Over several endpoints, each one's answers (and its failed attempts) follow:
+
+    ... | 512 tok/s | gpu0 410, gpu1 380 (3 err) | retried gpu1 connection 3
+
 A job with a list of work (answer, judge) counts answered items instead of accepted records.
 Failures being retried show as they happen (`retried`): a bar that does not move says why.
 """
@@ -54,8 +58,15 @@ class RunProgress:
         tokens = self.job.state.session.completion_tokens - self.tokens_before
         rate = tokens / max(now - self.started, 1e-9)
         retried = f" | retried {top_counts(self.retries)}" if self.retries else ""
+        shares = self.job.ledger.totals.endpoints
+        endpoints = (
+            " | "
+            + ", ".join(f"{n} {e.responses}" + (f" ({e.errors} err)" if e.errors else "") for n, e in shares.items())
+            if len(shares) > 1
+            else ""
+        )
         self.bar.set_postfix_str(
-            f"rej {rejected} | {usd(self.job.cost().cost_usd)} | {rate:.0f} tok/s{retried}", refresh=False
+            f"rej {rejected} | {usd(self.job.cost().cost_usd)} | {rate:.0f} tok/s{endpoints}{retried}", refresh=False
         )
         self.bar.refresh()
 

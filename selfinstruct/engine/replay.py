@@ -10,7 +10,8 @@ resume trusts the files up to it:
 2. read them back: the kept records (data and surplus) go back into the duplicate index with
    the near duplicates, unchecked, and are split again at the target, which may have changed
    (`Job.restore_kept`); the accepted ones go back to the task (a bootstrap shows them in
-   later prompts);
+   later prompts), and every answer up to the checkpoint to the task's `recall` (an evolve
+   run builds its next steps from them);
 3. replay only the answers after the checkpoint.
 
 A checkpoint is used only when it still matches (see `checkpoint`). Anything else (a
@@ -53,6 +54,8 @@ def restore(job: Job) -> LedgerState:
         rejected = [row for _, row in read_jsonl(rundir.rejected)]
         job.cleaner.restore(kept + surplus, rejected, Stats(checkpoint["cleaning"]))
         job.state.resumed(checkpoint)
+        for response in ledger.responses[: checkpoint["responses"]]:
+            job.task.recall(ledger.requests[response["request_id"]], response)
         job.restore_kept(kept, surplus)
         tail = ledger.responses[checkpoint["responses"] :]
     job.open(ledger)

@@ -2,6 +2,7 @@
 teacher command.
 
     result = run_job(BootstrapTask(config, seeds, preset), config, "outputs/run")
+    result = run_task(evolve_task, config, "outputs/evolved")   # a task's public function: resolve, make, run
 
 It takes the directory's lock, checks that the directory holds this task with these settings,
 rebuilds the job from the ledger, starts the teacher (the configured endpoint or the
@@ -11,7 +12,9 @@ that dies mid-run is restarted once and the job rebuilt from its ledger.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from ..errors import SettingError, warn
 from ..teacher.embedded import TeacherDied
@@ -20,6 +23,8 @@ from .job import Job, JobResult, StopPolicy, StopReason
 from .replay import restore
 from .rundir import RunDir, file_sha256
 from .task import Task
+
+C = TypeVar("C", bound=JobConfig)
 
 TEACHER_STARTS = 2  # an embedded teacher that dies mid-run is restarted once; a second death stops the run
 
@@ -72,18 +77,26 @@ def run_job(
                 job.close()
 
 
+def run_task(make_task: Callable[[C], Task], config: C, out: str | Path, **options) -> JobResult:
+    """The body of a task's public function (`generate`, `judge`, `evolve`...): the config's
+    defaults filled in (`JobConfig.resolved`), the task made from it, and `run_job` with the
+    `options` (overwrite, progress, policy, teacher)."""
+    config = config.resolved()
+    return run_job(make_task(config), config, out, **options)
+
+
 def _run(job: Job, config: JobConfig, progress: bool, teacher) -> StopReason:
     """Send the job's requests through the runner its config asks for: online, through the
     Batch API, or to an in-process teacher."""
     # here, not at the top: the clients import openai (0.5 s), a finished run needs none of it
-    from ..teacher.endpoint import Endpoint, teacher_endpoint
+    from ..teacher.endpoint import Endpoint, teacher_endpoints
     from .runners import runner_for
 
     if teacher is not None:
-        return runner_for(config, Endpoint(teacher.settings, client=teacher), progress).run(job)
+        return runner_for(config, [Endpoint(teacher.settings, client=teacher)], progress).run(job)
     if config.batch and config.embedded:
         raise SettingError(
             "the embedded teacher has no Batch API: set {base_url} to a provider's endpoint", "base_url", "batch"
         )
-    with teacher_endpoint(config, log_path=job.rundir.teacher_log) as endpoint:
-        return runner_for(config, endpoint, progress).run(job)
+    with teacher_endpoints(config, log_path=job.rundir.teacher_log) as endpoints:
+        return runner_for(config, endpoints, progress).run(job)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 from ..stats import Stats
+from ..teacher.dialect import raw_messages
 
 if TYPE_CHECKING:  # only named here: the cleaner's package imports the run directory, which imports this
     from ..clean import Preset
@@ -37,12 +38,24 @@ class Request:
     `messages(output_format)` builds the prompt for "json" or "text" output (the client steps
     down from JSON to text on endpoints without structured output); `schema(bounded)` gives
     the JSON schema of the answer, or is None for a plain-text answer. `details` go into the
-    ledger's request event (what the request was about, e.g. the examples it showed)."""
+    ledger's request event (what the request was about, e.g. the examples it showed).
+
+    A raw request (`Request.raw`, Magpie) is a prompt sent as it is to `/completions`, the
+    model's template tokens written by the task, its answer ending at a stop string."""
 
     messages: Callable[[str], list[dict]]
     max_tokens: int
     schema: Callable[[bool], dict] | None = None
     details: dict = field(default_factory=dict)
+    prompt: str | None = None  # a raw request's prompt
+    stop: tuple[str, ...] = ()  # where a raw request's answer ends
+    seed: int | None = None  # the sampling seed, where the same prompt is asked many times (Magpie)
+
+    @classmethod
+    def raw(cls, prompt: str, stop: tuple[str, ...], max_tokens: int, details: dict, seed: int | None) -> "Request":
+        """A raw request; its `messages` are the prompt as one user message, what the engine counts
+        its prompt tokens on (the cost cap, the context check, the estimate)."""
+        return cls(lambda _format: raw_messages(prompt), max_tokens, None, details, prompt, stop, seed)
 
     @property
     def output_formats(self) -> tuple[str, ...]:
@@ -77,7 +90,10 @@ class Task(ABC):
                                the first requests of a run with a target (a small target needs fewer
                                than a full round or a full pipe)
         accept(records)        the records the cleaner kept, in order (a bootstrap shows them in later prompts)
+        recall(request, response)  an answer a resume takes from the checkpoint instead of parsing it again
         useful(parsed, kept)   whether an answer was worth its money, for the stop policy
+        released(request)      a request given up or cancelled: a task whose requests follow from
+                               earlier answers (a Magpie conversation's next turn) asks it again
         describe(stats)        extra figures for stats.json
 
     Which requests are in flight, answered or given up is the engine's business (`engine.work`).
@@ -107,11 +123,19 @@ class Task(ABC):
     def accept(self, records: list[dict]) -> None:
         """Records the cleaner kept, in order."""
 
+    def recall(self, request: dict, response: dict) -> None:
+        """An answer a resume does not parse again (the checkpoint holds what it gave), in ledger
+        order: a task whose later requests depend on its answers (evolve) reads it here."""
+
     def useful(self, parsed: Parsed, kept: list[dict]) -> bool:
         """Whether an answer was worth its money (too many useless answers in a row stop a run):
         by default, when the cleaner kept a record of it. A judge's answer is useful when it gave
         a score, kept or not: a low score is a finding."""
         return bool(kept)
+
+    def released(self, request: dict) -> None:
+        """A request given up (its retries ran out) or cancelled (the run stopped with it in
+        flight), by its ledger event; `ItemTask`s' items are asked again by the engine."""
 
     def describe(self, stats: Stats) -> dict:
         """Extra figures for stats.json, given the job's counters: the cleaner's (`seen`, `kept`,

@@ -43,7 +43,7 @@ class OpenWork:
         pass
 
     def released(self, request: dict) -> None:
-        pass
+        self.task.released(request)
 
     def describe(self) -> dict:
         return {}
@@ -51,17 +51,21 @@ class OpenWork:
 
 class WorkItems(OpenWork):
     """The work items of an `ItemTask`, each asked until it has one answer, in order; an item
-    given up is asked again soon. Each request carries its item in its ledger event (`item`)."""
+    given up is asked again soon. Each request carries its item in its ledger event (`item`).
+    A task may append items as answers come (an evolve run's next steps): they join the queue."""
 
     task: ItemTask
 
     def __init__(self, task: ItemTask):
         super().__init__(task)
         self.waiting = deque(task.items)  # items answered or in flight are skipped when they come up
+        self.queued = len(task.items)
         self.answered_items: set = set()
         self.in_flight: set = set()
 
     def next_request(self, index: int) -> Request | None:
+        self.waiting.extend(self.task.items[self.queued :])
+        self.queued = len(self.task.items)
         while self.waiting and (self.waiting[0] in self.answered_items or self.waiting[0] in self.in_flight):
             self.waiting.popleft()
         return self.request(self.waiting[0]) if self.waiting else None

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..engine.costs import usd
 from ..engine.view import rule_counts
 from ..errors import SettingError
+from .pairs import DROP_REASONS, PairStats
 from .provenance import Judging, Provenance
 
 MARKER = "<!-- Written by `selfinstruct export`: exporting again replaces this file. -->"
@@ -29,6 +30,12 @@ FORMAT_NOTES = {
     "instruction, then a blank line and the input)",
     "messages": "a `messages` column of user and assistant turns, as trl's `SFTTrainer` reads it (the user turn is "
     "the instruction, then a blank line and the input), plus the provenance fields",
+    "dpo": "trl's preference format, as its `DPOTrainer` reads it: `prompt` (the instruction in Stanford Alpaca's "
+    "prompt template), `chosen` and `rejected` (the two answers, each to follow the prompt), plus `score_chosen`, "
+    "`score_rejected`, `source_id`, `chosen_teacher` and `rejected_teacher`",
+    "dpo-chat": "trl's conversational preference format, as its `DPOTrainer` reads it: `prompt` (the user turn: "
+    "the instruction, then a blank line and the input), `chosen` and `rejected` (one assistant turn each), plus "
+    "`score_chosen`, `score_rejected`, `source_id`, `chosen_teacher` and `rejected_teacher`",
 }
 
 SETTINGS = [  # (config key, what the card calls it)
@@ -67,6 +74,8 @@ class CardInfo:
     system_prompt: str | None = None
     splits: dict[str, int] | None = None
     reasoning: str | None = None  # how the records' reasoning traces were exported (None: they have none)
+    pairing: PairStats | None = None  # dpo: how the preference pairs were made
+    chat: bool = False  # dpo: conversational rows
 
 
 REASONING_NOTES = {
@@ -88,8 +97,13 @@ def render_dataset_card(facts: Provenance, info: CardInfo) -> str:
         license=info.license,
         language=[info.language],
         task_categories=["text-generation"],
-        size_categories=[size_category(facts.records)],
-        tags=["selfinstruct", "synthetic", "instruction-finetuning", "alpaca"],
+        size_categories=[size_category(info.pairing.pairs if info.pairing else facts.records)],
+        tags=[
+            "selfinstruct",
+            "synthetic",
+            *(["dpo", "preference"] if info.pairing else ["instruction-finetuning"]),
+            "alpaca",
+        ],
         pretty_name=info.name,
     )
     today = datetime.now(timezone.utc).date().isoformat()
@@ -102,6 +116,7 @@ def render_dataset_card(facts: Provenance, info: CardInfo) -> str:
         _generation(facts, today),
         _filtering(facts),
         *([_judging(facts.judging)] if facts.judging else []),
+        *([_pairing(info.pairing)] if info.pairing else []),
         _cost(facts),
         *([_reasoning(facts, info)] if info.reasoning else []),
         _format(info),
@@ -133,6 +148,10 @@ METHODS = {
     "bootstrap": ", which expands human-written seed tasks into new tasks with a teacher model (the self-instruct / "
     "Stanford Alpaca method)",
     "answer": ": a teacher model answered given instructions (distillation), each answer one record",
+    "evolve": ", by Evol-Instruct (WizardLM, arXiv 2304.12244): a teacher rewrote given instructions round after "
+    "round into harder or rarer ones and answered them; rewrites that failed WizardLM's elimination step were dropped",
+    "magpie": ", by Magpie (arXiv 2406.08464): the teacher wrote each instruction from its chat template's "
+    "pre-query alone, then answered it",
 }
 
 
@@ -140,6 +159,14 @@ def _summary(facts: Provenance, info: CardInfo) -> str:
     teacher = f"`{facts.teacher}`" if facts.teacher else "an unrecorded teacher model"
     splits = f" Splits: {', '.join(f'{k} {v:,}' for k, v in info.splits.items())}." if info.splits else ""
     method = METHODS.get((facts.config or {}).get("task"), "")
+    if info.pairing:
+        pairing = info.pairing
+        return (
+            f"{pairing.pairs:,} preference pairs (prompt, chosen, rejected) for DPO, made with selfinstruct from "
+            f"{pairing.answers:,} answers to {pairing.prompts:,} prompts, each rated 0-5 by "
+            f"{_names(pairing.judges, 'an unrecorded judge')}. Answers by {_names(pairing.teachers, 'an unrecorded teacher')}. "
+            f"Exported as `{info.format}`{' (conversational)' if info.chat else ''}.{splits}"
+        )
     return (
         f"{facts.records:,} instruction-following records (instruction, input, output) made with selfinstruct{method}. "
         f"Teacher: {teacher}.{_judged(facts.judging)} Exported as `{info.format}`.{splits}"
@@ -152,6 +179,37 @@ def _judged(judging: Judging | None) -> str:
     threshold = judging.threshold
     kept = f"; only records scored {threshold:g} or more were kept" if threshold is not None else ""
     return f" Each record was rated 0-5 by `{judging.model}` (the AlpaGasus method){kept}."
+
+
+def _names(names: list[str], unknown: str) -> str:
+    return ", ".join(f"`{name}`" for name in names) if names else unknown
+
+
+def _pairing(pairing: PairStats) -> str:
+    """How the pairs were made, what was dropped and why, and the score margins."""
+    sources = ", ".join(f"`{source}`" for source in pairing.sources)
+    per_prompt = ", ".join(f"{prompts:,} with {n} answers" for n, prompts in pairing.answers_per_prompt.items())
+    lines = [
+        "## Preference pairs",
+        "",
+        (
+            f"The rated answers of {sources} ({pairing.answers:,}, the ones a judge scored below its threshold "
+            "included) were grouped by prompt (the same instruction and input), "
+            f"{pairing.prompts:,} prompts ({per_prompt}). For each prompt the best-rated answer is `chosen` and the "
+            f"worst-rated `rejected`, when their scores differ by at least {pairing.min_margin:g} (of answers rated "
+            "the same, the first rated is taken); the UltraFeedback way of making DPO pairs from ratings. "
+            f"{pairing.pairs:,} prompts gave a pair."
+        ),
+        "",
+        "Prompts without a pair:",
+        "",
+        *_md_table(("reason", "prompts"), [(f"`{r}`", f"{pairing.dropped.get(r, 0):,}") for r in DROP_REASONS]),
+        "",
+        "Score margins (`score_chosen - score_rejected`):",
+        "",
+        *_md_table(("margin", "pairs"), [(margin, f"{n:,}") for margin, n in pairing.margins.items()]),
+    ]
+    return "\n".join(lines)
 
 
 def _terms(facts: Provenance, info: CardInfo) -> str:
@@ -308,6 +366,7 @@ def _cost(facts: Provenance) -> str:
         (f"per 1,000 records accepted during generation ({cost.accepted:,})", usd(cost.usd_per_1000_accepted)),
         ("possibly billed (requests with no recorded outcome)", usd(cost.unsettled_usd)),
     ]
+    rows += [(f"endpoint `{name}`", share) for name, share in cost.endpoint_rows()]  # a run over several endpoints
     return "\n".join(["## Cost", "", *_md_table(("", "run total"), rows)])
 
 
@@ -340,7 +399,7 @@ def _format(info: CardInfo) -> str:
         [
             "## Format",
             "",
-            f"`{info.format}`: {FORMAT_NOTES[info.format]}. {system}".rstrip(),
+            f"`{info.format}`: {FORMAT_NOTES[info.format + ('-chat' if info.chat else '')]}. {system}".rstrip(),
             "",
             "```python",
             info.load_code,

@@ -2,6 +2,10 @@
 
     options = make_options(format="messages", to="out/train.parquet", push_to_hub="me/my-data")
     export_dataset("outputs/run", options)
+    export_dataset(["outputs/a-judged", "outputs/b-judged"], make_options(format="dpo", to="pairs.jsonl"))
+
+`dpo` makes rows of prompts, not of records: one preference pair per prompt from rated answers
+(`pairs.py`), the answers of several judged runs pooled.
 
 Every export writes a dataset card: beside a file as FILE.README.md, inside a datasets
 directory as README.md, and as the Hub repository's README.md. An existing destination is
@@ -34,7 +38,10 @@ from .destinations import (
 )
 from .formats import FORMATS, with_reasoning
 from .hub import REPO_ID, hub_token, push
+from .pairs import DEFAULT_MIN_MARGIN, PairStats, describe_drops, make_pairs, pair_row, scored_answers
 from .provenance import gather
+
+PREFERENCE = "dpo"  # the format whose rows are pairs of records, not records
 
 LOAD_CODE = {
     DATASETS: 'from datasets import load_from_disk\n\ndataset = load_from_disk("{path}")',
@@ -48,8 +55,12 @@ LOAD_CODE = {
 class ExportOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    format: Literal["alpaca", "jsonl", "sharegpt", "openai", "messages"] | None = Field(
+    format: Literal["alpaca", "jsonl", "sharegpt", "openai", "messages", "dpo"] | None = Field(
         None, description="row shape; None = alpaca for a .json file, jsonl otherwise"
+    )
+    chat: bool = Field(False, description="dpo: prompt and answers as message lists (trl's conversational format)")
+    min_margin: float = Field(
+        DEFAULT_MIN_MARGIN, gt=0, le=5, description="dpo: the least score difference between chosen and rejected"
     )
     to: Path | None = Field(None, description=".json / .jsonl / .parquet file, or a datasets directory")
     overwrite: bool = Field(False, description="replace an existing destination (an earlier export)")
@@ -77,7 +88,8 @@ class ExportOptions(BaseModel):
     def _consistent(self):
         # SelfInstructError passes through pydantic untouched: these messages are final.
         kind = destination_kind(self.to) if self.to is not None else None
-        fmt = FORMATS[self.format_name]
+        preference = self.format_name == PREFERENCE
+        fmt = FORMATS.get(self.format_name)
         if kind is None and self.push_to_hub is None:
             raise SettingError(
                 "nowhere to export to: set {to} (a file or directory), {push_to_hub} (OWNER/NAME), or both",
@@ -90,12 +102,16 @@ class ExportOptions(BaseModel):
             )
         if self.public and self.push_to_hub is None:
             raise SettingError("{public} applies to {push_to_hub} only", "public", "push_to_hub")
-        if self.system_prompt and not fmt.chat:
+        for name in ("chat", "min_margin"):
+            if name in self.model_fields_set and not preference:
+                raise SettingError(f"{{{name}}} applies to {{format}} dpo only", name, "format")
+        if self.system_prompt and not (self.chat if preference else fmt.chat):
             raise SettingError(
-                f"{{system_prompt}} applies to the chat formats (sharegpt, openai, messages), not {fmt.name}",
+                "{system_prompt} applies to the chat formats (sharegpt, openai, messages, dpo with {chat}), "
+                f"not {self.format_name}",
                 "system_prompt",
             )
-        if fmt.only_jsonl and (kind != JSONL or self.push_to_hub):
+        if fmt is not None and fmt.only_jsonl and (kind != JSONL or self.push_to_hub):
             raise SettingError(
                 "{format} openai writes OpenAI's fine-tuning file, which is JSONL: use a .jsonl destination "
                 "(for Parquet, a datasets directory or the Hub, {format} messages has the same rows)",
@@ -115,42 +131,60 @@ def make_options(**settings) -> ExportOptions:
 
 @dataclass
 class ExportResult:
-    records: int
+    records: int  # rows written: records, or preference pairs
     format: str
     written: Path | None
     card: Path | None
     hub_url: str | None
+    pairing: PairStats | None = None  # dpo: how the pairs were made
 
 
-def export_dataset(src: str | Path, options: ExportOptions) -> ExportResult:
+def export_dataset(src: str | Path | list[str | Path], options: ExportOptions) -> ExportResult:
+    """Export the records of `src` (dpo: the rated answers of one or more sources, pooled)."""
+    sources = [src] if isinstance(src, (str, Path)) else list(src)
+    preference = options.format_name == PREFERENCE
+    if len(sources) != 1 and not preference:
+        raise SettingError(
+            f"{len(sources)} sources: only {{format}} dpo pools several (the answers of several judged runs)", "format"
+        )
     if options.to is not None:  # before the records are read, and long before anything is written
         check_destination(options.to, options.overwrite)
         check_card_path(card_path(options.to))
-    records = read_records(src)
+    records = scored_answers(sources) if preference else read_records(sources[0])
     if not records:
-        raise SelfInstructError(f"{src}: no records to export")
-    fmt = FORMATS[options.format_name]
+        raise SelfInstructError(f"{sources[0]}: no records to export")
+    fmt = FORMATS.get(options.format_name)
     traced = sum("reasoning" in record for record in records)
-    if traced and fmt.only_jsonl and options.reasoning == "field":
+    if traced and options.reasoning == "field" and (preference or fmt.only_jsonl):
+        where = "trl's preference rows have" if preference else "OpenAI's fine-tuning file has"
         raise SettingError(
-            f"{traced} records carry a reasoning trace, and OpenAI's fine-tuning file has no field for it: "
-            "set {reasoning} to inline or drop",
+            f"{traced} records carry a reasoning trace, and {where} no field for it: set {{reasoning}} to inline or drop",
             "reasoning",
         )
-    rows = [fmt.to_row(with_reasoning(record, options.reasoning), options.system_prompt) for record in records]
-    facts = gather(src, records, options.run_dir)
-    name = options.name or _default_name(src, options)
+    records = [with_reasoning(record, options.reasoning) for record in records]
+    pairing = None
+    if preference:
+        pairs, pairing = make_pairs(records, options.min_margin, sources)
+        if not pairs:
+            raise SelfInstructError(f"{sources[0]}: no preference pairs: {describe_drops(pairing)}")
+        rows = [pair_row(pair, options.chat, options.system_prompt) for pair in pairs]
+    else:
+        rows = [fmt.to_row(record, options.system_prompt) for record in records]
+    facts = gather(sources[0], records, options.run_dir)
+    name = options.name or _default_name(sources[0], options)
     card = lambda load_code, splits: render_dataset_card(  # noqa: E731
         facts,
         CardInfo(
             name,
-            fmt.name,
+            options.format_name,
             load_code,
             options.license,
             options.language,
             options.system_prompt,
             splits,
             reasoning=options.reasoning if traced else None,
+            pairing=pairing,
+            chat=options.chat,
         ),
     )
     token = hub_token() if options.push_to_hub is not None else None  # before anything is written
@@ -164,7 +198,7 @@ def export_dataset(src: str | Path, options: ExportOptions) -> ExportResult:
         dataset = to_dataset(rows, options.split_test, options.seed)
         text = card(LOAD_CODE["hub"].format(name=options.push_to_hub), split_sizes(dataset))
         hub_url = push(dataset, options.push_to_hub, text, private=not options.public, token=token)
-    return ExportResult(len(rows), fmt.name, options.to, card_file, hub_url)
+    return ExportResult(len(rows), options.format_name, options.to, card_file, hub_url, pairing)
 
 
 def _default_name(src: str | Path, options: ExportOptions) -> str:

@@ -70,7 +70,7 @@ def _openai_messages(record: dict, system_prompt: str | None) -> list[dict]:
 
 def _sharegpt(record: dict, system_prompt: str | None) -> dict:
     turns = [{"from": SHAREGPT_ROLES[role], "value": text} for role, text in to_turns(record, system_prompt)]
-    return {"conversations": turns, **provenance(record)}
+    return {"conversations": turns, **provenance(record, "conversation")}
 
 
 def _openai(record: dict, system_prompt: str | None) -> dict:
@@ -78,7 +78,7 @@ def _openai(record: dict, system_prompt: str | None) -> dict:
 
 
 def _messages(record: dict, system_prompt: str | None) -> dict:
-    return {"messages": _openai_messages(record, system_prompt), **provenance(record, "reasoning")}
+    return {"messages": _openai_messages(record, system_prompt), **provenance(record, "reasoning", "conversation")}
 
 
 FORMATS: dict[str, Format] = {

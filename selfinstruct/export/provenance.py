@@ -110,10 +110,17 @@ def teacher_host(settings: dict) -> str:
     """Where a run's teacher ran: host and port only, so no path, query or user:password part
     of a base URL (where keys sometimes hide) can reach the card."""
     base_url = settings.get("base_url")
+    if settings.get("endpoints"):  # several, named in a file: the card lists them by name, with their costs
+        return f"the endpoints listed in {Path(settings['endpoints']).name}"
     if base_url is None:
         return "the embedded teacher (llama.cpp on the machine that ran selfinstruct)"
-    parsed = urlparse(base_url)
-    return parsed.hostname + (f":{parsed.port}" if parsed.port else "") if parsed.hostname else "unknown host"
+    hosts = []
+    for url in [base_url] if isinstance(base_url, str) else base_url:  # --base-url may be given several times
+        parsed = urlparse(url)
+        hosts.append(
+            parsed.hostname + (f":{parsed.port}" if parsed.port else "") if parsed.hostname else "unknown host"
+        )
+    return ", ".join(hosts)
 
 
 def gather(src: str | Path, records: list[dict], run_dir: str | Path | None = None) -> Provenance:

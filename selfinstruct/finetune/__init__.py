@@ -5,7 +5,8 @@
     recipe = load_recipe("lora-7b-24gb", {"epochs": 1})
     result = finetune("runs/alpaca", "meta-llama/Llama-2-7b-hf", "students/alpaca-7b", recipe)
 
-template: the prompt text; data: tokens and the response-only loss mask; recipe: validated
+template: the prompt text; data: tokens and the response-only loss mask; preference: the pairs
+that `method = "dpo"` trains on with trl's DPOTrainer; recipe: validated
 hyperparameters; model: loading and precision; train: the run; metrics and card: what is
 written beside the weights. Only `recipe` is imported here: the rest needs torch.
 """

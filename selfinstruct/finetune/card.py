@@ -44,10 +44,11 @@ def render_model_card(
 
     card = find_dataset_card(data)
     dataset = (card and _title(card)) or data.resolve().name
+    preference = recipe.method == "dpo"
     header = ModelCardData(
         base_model=hub_id,  # the Hub wants a repo id here; a local path is left out
         library_name="peft" if contents == "adapter" else "transformers",
-        tags=["selfinstruct", "trl", "sft", recipe.method],
+        tags=["selfinstruct", "trl", *(["dpo", "lora"] if preference else ["sft", recipe.method])],
         pipeline_tag="text-generation",
     )
     stats, train = metrics["data"], metrics["train"]
@@ -57,19 +58,16 @@ def render_model_card(
         "",
         f"# {Path(base_model).name or base_model} fine-tuned on {dataset}",
         "",
-        (
+        _preference_intro(recipe)
+        if preference
+        else (
             f"Trained with selfinstruct ({recipe.method}, trl's SFTTrainer) on instruction records; the loss is "
             "on the responses only. The records are machine-generated: evaluate the model before relying on it."
         ),
         "",
         "## Data",
         "",
-        (
-            f"- dataset: `{data}`: {stats['records']} records, {stats['examples']} trained on; "
-            f"{stats['truncated']} cut and {stats['dropped']} dropped at {recipe.max_length} tokens"
-        ),
-        f"- dataset card: `{card}`" if card else "- dataset card: none beside the data",
-        f"- tokens: {stats['tokens']}, of which {stats['response_tokens']} response tokens carry the loss",
+        *(_pair_lines(data, card, stats, recipe) if preference else _record_lines(data, card, stats, recipe)),
         "",
         "## Training",
         "",
@@ -87,6 +85,7 @@ def render_model_card(
             f"logged; {train.get('step', '?')} steps in {_num(train.get('train_runtime'))} s "
             "(`metrics.json`, `loss.png`)"
         ),
+        *(_reward_lines(metrics) if preference else []),
         "",
         "## Prompt",
         "",
@@ -123,6 +122,64 @@ def render_model_card(
     if merged:
         lines.append(f"- `{merged.name}/`: the base model with the adapter merged in")
     return "\n".join(lines) + "\n"
+
+
+def _record_lines(data: Path, card: Path | None, stats: dict, recipe: Recipe) -> list[str]:
+    return [
+        (
+            f"- dataset: `{data}`: {stats['records']} records, {stats['examples']} trained on; "
+            f"{stats['truncated']} cut and {stats['dropped']} dropped at {recipe.max_length} tokens"
+        ),
+        f"- dataset card: `{card}`" if card else "- dataset card: none beside the data",
+        f"- tokens: {stats['tokens']}, of which {stats['response_tokens']} response tokens carry the loss",
+    ]
+
+
+def _preference_intro(recipe: Recipe) -> str:
+    dpo = recipe.dpo
+    return (
+        f"Trained with selfinstruct (DPO with LoRA adapters, trl's DPOTrainer, {dpo.loss_type} loss, beta "
+        f"{dpo.beta:g}) on preference pairs: for each prompt the answer a judge rated best (`chosen`) and the one it "
+        "rated worst (`rejected`). The reference model is the base model itself, the adapters disabled (no second "
+        "copy). The answers and their ratings are machine-made: evaluate the model before relying on it."
+    )
+
+
+def _pair_lines(data: Path, card: Path | None, stats: dict, recipe: Recipe) -> list[str]:
+    form = "conversational, through the chat template" if stats["conversational"] else "standard, trained as written"
+    margins = ", ".join(f"{margin}: {n}" for margin, n in stats["margins"].items())
+    made = (
+        f'- how the pairs were made: the dataset card `{card}` (its "Preference pairs" section: the judge, the '
+        "margin, the prompts left out and why)"
+        if card
+        else "- how the pairs were made: not recorded (no dataset card beside the data)"
+    )
+    return [
+        (
+            f"- dataset: `{data}`: {stats['pairs']} pairs ({form}), {stats['trained']} trained on; "
+            f"{stats['truncated']} cut at {recipe.max_length} tokens, {stats['pairs'] - stats['trained']} dropped "
+            "(the prompt alone that long)"
+        ),
+        made,
+        (
+            f"- score margins (`score_chosen - score_rejected`, the judge's 0-5 scale): {margins}; mean "
+            f"{stats['mean_margin']:g} over {stats['scored']} scored pairs"
+            if stats["scored"]
+            else "- score margins: the pairs carry no `score_chosen` / `score_rejected`"
+        ),
+        f"- tokens: {stats['tokens']} (prompt, chosen and rejected)",
+    ]
+
+
+def _reward_lines(metrics: dict) -> list[str]:
+    last = metrics["loss_curve"][-1] if metrics["loss_curve"] else {}
+    return [
+        (
+            f"- at the last logged step: reward accuracy {_num(last.get('rewards/accuracies'))} (the share of pairs "
+            "whose chosen answer gets the higher reward, beta x log(student / reference probability)), reward margin "
+            f"{_num(last.get('rewards/margins'))}"
+        )
+    ]
 
 
 def _num(value) -> str:

@@ -7,11 +7,15 @@ from pathlib import Path
 from ..records import write_json_atomic
 
 CURVE_KEYS = ("step", "epoch", "loss", "learning_rate", "grad_norm", "num_tokens", "mean_token_accuracy")
+# DPO's own: the implicit rewards beta * log(policy / reference) of the chosen and rejected answers,
+# their difference, and the share of pairs where the chosen one is rewarded more
+PREFERENCE_KEYS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
 
 
 def write_metrics(log_history: list[dict], out: Path, data_stats: dict) -> dict:
     """Write `metrics.json` and `loss.png` from the Trainer's log history; return the metrics."""
-    curve = [{k: entry[k] for k in CURVE_KEYS if k in entry} for entry in log_history if "loss" in entry]
+    keys = CURVE_KEYS + PREFERENCE_KEYS
+    curve = [{k: entry[k] for k in keys if k in entry} for entry in log_history if "loss" in entry]
     summary = next((entry for entry in reversed(log_history) if "train_runtime" in entry), {})
     metrics = {
         "first_loss": curve[0]["loss"] if curve else None,

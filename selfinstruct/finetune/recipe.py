@@ -23,10 +23,17 @@ from ..errors import SelfInstructError
 from ..resources import read_shipped_toml, shipped_names
 from .template import Template
 
-Method = Literal["lora", "qlora", "full"]
+# "dpo": trl's DPOTrainer on preference pairs, with LoRA adapters (the [lora] table) whose
+# disabled state is the reference model; the others train on records with trl's SFTTrainer.
+Method = Literal["lora", "qlora", "full", "dpo"]
 
 # With no --recipe, each method starts from the recipe for its usual hardware.
-DEFAULT_RECIPES: dict[str, str] = {"lora": "lora-7b-24gb", "qlora": "qlora-7b-16gb", "full": "alpaca-full-fsdp"}
+DEFAULT_RECIPES: dict[str, str] = {
+    "lora": "lora-7b-24gb",
+    "qlora": "qlora-7b-16gb",
+    "full": "alpaca-full-fsdp",
+    "dpo": "dpo-7b-24gb",
+}
 
 Optimizer = Literal[
     "adamw_torch",
@@ -49,6 +56,19 @@ class LoraSettings(BaseModel):
     dropout: float = Field(0.05, ge=0, lt=1)
     # "all-linear": every linear layer but the output head, as QLoRA found necessary to match a full fine-tune.
     target_modules: str | list[str] = "all-linear"
+
+
+class DpoSettings(BaseModel):
+    """The [dpo] table: what trl's DPOConfig takes beyond the usual training settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # 0.1: the DPO paper's and trl's default; lower lets the student move further from the reference
+    beta: float = Field(0.1, gt=0, description="how far the student may move from the reference model")
+    loss_type: Literal["sigmoid", "ipo", "hinge", "robust", "apo_zero", "apo_down", "sigmoid_norm"] = Field(
+        "sigmoid", description="sigmoid = the DPO paper's loss; ipo, hinge (SLiC), robust, apo_* as in trl"
+    )
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="robust DPO: the share of pairs assumed flipped")
 
 
 class Recipe(BaseModel):
@@ -83,6 +103,7 @@ class Recipe(BaseModel):
     optim: Optimizer = "adamw_torch_fused"
     optim_args: str | None = Field(None, description="extra optimizer arguments, 'key=value,key=value'")
     lora: LoraSettings = LoraSettings()
+    dpo: DpoSettings = DpoSettings()
     logging_steps: int = Field(10, ge=1)
     seed: int = 42
 
@@ -95,6 +116,8 @@ class Recipe(BaseModel):
                 f"global_batch_size ({self.global_batch_size}) must be a multiple of "
                 f"per_device_batch_size ({self.per_device_batch_size})"
             )
+        if self.method == "dpo" and self.packing:
+            raise ValueError("method dpo trains on whole pairs, which trl does not pack: set packing = false")
         return self
 
     @property
@@ -115,8 +138,9 @@ class Recipe(BaseModel):
     def to_toml(self) -> str:
         """The recipe as TOML that `load_recipe` reads back (None fields are left out)."""
         data = self.model_dump(exclude_none=True)
-        lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if k != "lora"]
-        lines += ["", "[lora]"] + [f"{k} = {_toml_value(v)}" for k, v in data["lora"].items()]
+        lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+        for table in ("lora", "dpo") if self.method == "dpo" else ("lora",):
+            lines += ["", f"[{table}]"] + [f"{k} = {_toml_value(v)}" for k, v in data[table].items()]
         return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,5 @@
-"""One fine-tuning run: records -> tokenised examples -> trl's SFTTrainer -> files in --out.
+"""One fine-tuning run: records -> tokenised examples -> trl's SFTTrainer -> files in --out;
+with method dpo, preference pairs -> trl's DPOTrainer (LoRA; the adapter disabled is the reference).
 
 OUT/adapter_model.safetensors, adapter_config.json   LoRA / QLoRA (a full run: the model)
 OUT/tokenizer files
@@ -33,6 +34,7 @@ from .model import (
     merge_adapter,
 )
 from .model import resolve as resolve_model
+from .preference import check_pairs, describe_pairs, read_pairs
 from .recipe import Recipe
 from .template import check_template
 
@@ -46,11 +48,10 @@ class FinetuneResult:
     merged: Path | None
 
 
-def sft_config(recipe: Recipe, out: Path, precision: Precision, attention: str):
-    from trl import SFTConfig
-
+def training_args(recipe: Recipe, out: Path, precision: Precision) -> dict:
+    """The settings SFTConfig and DPOConfig share (both are transformers' TrainingArguments)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    return SFTConfig(
+    return dict(
         output_dir=str(out),
         num_train_epochs=recipe.epochs,
         max_steps=recipe.max_steps or -1,
@@ -69,6 +70,19 @@ def sft_config(recipe: Recipe, out: Path, precision: Precision, attention: str):
         activation_checkpointing_kwargs=(
             {"every_n_layers": recipe.checkpoint_every_n_layers} if recipe.checkpoint_every_n_layers > 1 else None
         ),
+        logging_steps=recipe.logging_steps,
+        logging_first_step=True,  # a loss before any update, however short the run
+        save_strategy="no",
+        report_to="none",
+        seed=recipe.seed,
+    )
+
+
+def sft_config(recipe: Recipe, out: Path, precision: Precision, attention: str):
+    from trl import SFTConfig
+
+    return SFTConfig(
+        **training_args(recipe, out, precision),
         # Packed rows are max_length long. Unpacked examples were already cut to max_length by
         # `encode`, and trl refuses a max_length with padding-free batches.
         max_length=recipe.max_length if recipe.packing else None,
@@ -78,11 +92,18 @@ def sft_config(recipe: Recipe, out: Path, precision: Precision, attention: str):
         # packing, padding-free pays off only with variable-length attention kernels.
         padding_free=recipe.packing or attention in PADDING_FREE_ATTENTION,
         completion_only_loss=True,
-        logging_steps=recipe.logging_steps,
-        logging_first_step=True,  # a loss before any update, however short the run
-        save_strategy="no",
-        report_to="none",
-        seed=recipe.seed,
+    )
+
+
+def dpo_config(recipe: Recipe, out: Path, precision: Precision):
+    from trl import DPOConfig
+
+    return DPOConfig(
+        **training_args(recipe, out, precision),
+        max_length=recipe.max_length,  # prompt + answer; trl cuts the end, and drops prompts this long
+        beta=recipe.dpo.beta,
+        loss_type=[recipe.dpo.loss_type],
+        label_smoothing=recipe.dpo.label_smoothing,
     )
 
 
@@ -133,6 +154,44 @@ def build_trainer(
     return trainer
 
 
+def build_dpo_trainer(
+    model, tokenizer, pairs: list[dict], recipe: Recipe, out: Path, precision: Precision, callbacks=()
+):
+    """The DPOTrainer for preference rows (see `preference.py`). Given a peft config and no
+    reference model, trl wraps the model in LoRA adapters and computes the reference's log
+    probabilities with the adapters disabled: one copy of the weights, not two."""
+    import datasets
+    from trl import DPOTrainer
+
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=None,
+        args=dpo_config(recipe, out, precision),
+        train_dataset=datasets.Dataset.from_list(pairs),
+        processing_class=tokenizer,
+        peft_config=lora_config(recipe),
+        callbacks=[ShortRunLogging(), *callbacks],
+    )
+    if precision.bf16 or precision.fp16:
+        keep_adapter_inputs_16bit(trainer.model)
+    return trainer
+
+
+def trained_pairs(trainer, max_length: int) -> dict:
+    """What trl made of the pairs: how many it kept (a prompt of max_length tokens leaves no
+    answer to learn from), how many it cuts short, and their tokens."""
+    rows = trainer.train_dataset
+    lengths = [
+        (len(p) + max(len(c), len(r)), len(p) + len(c) + len(r))
+        for p, c, r in zip(rows["prompt_ids"], rows["chosen_ids"], rows["rejected_ids"])
+    ]
+    return {
+        "trained": len(lengths),
+        "truncated": sum(longest > max_length for longest, _ in lengths),
+        "tokens": sum(total for _, total in lengths),
+    }
+
+
 def keep_adapter_inputs_16bit(model) -> int:
     """Stop peft from copying every adapted layer's input to fp32 (the adapters' dtype) under autocast.
 
@@ -155,23 +214,34 @@ def run(data: Path, model: str, out: Path, recipe: Recipe, merge: bool = False) 
     """Train and write everything to `out`; None on the processes other than the main one."""
     if merge and recipe.method == "full":
         raise SelfInstructError("--merge is for lora and qlora; a full fine-tune already writes the whole model")
-    records = read_records(data)
+    preference = recipe.method == "dpo"
+    if preference:
+        pairs = read_pairs(data)
+        check_pairs(pairs, recipe.template, str(data))  # before the model is loaded
+    else:
+        records = read_records(data)
     source = resolve_model(model)
     tokenizer = load_tokenizer(source)
     check_template(recipe.template, tokenizer, source.name)
-    examples, stats = encode(records, tokenizer, recipe.template, recipe.max_length)
+    if not preference:
+        examples, stats = encode(records, tokenizer, recipe.template, recipe.max_length)
     precision = choose_precision(recipe)
     attention = attention_kernel(recipe)
-    trainer = build_trainer(
-        load_model(source, recipe, precision, attention), tokenizer, examples, recipe, out, precision, attention
-    )
+    student = load_model(source, recipe, precision, attention)
+    if preference:
+        trainer = build_dpo_trainer(student, tokenizer, pairs, recipe, out, precision)
+        data_stats = {**describe_pairs(pairs), **trained_pairs(trainer, recipe.max_length)}
+    else:
+        trainer = build_trainer(student, tokenizer, examples, recipe, out, precision, attention)
+        data_stats = stats.as_dict()
     trainer.train()
     trainer.save_model(str(out))  # every process: it gathers FSDP shards
     if not trainer.is_world_process_zero():
         return None
 
     (out / "recipe.toml").write_text(recipe.to_toml(), encoding="utf-8")
-    metrics = write_metrics(trainer.state.log_history, out, stats.as_dict())
+    # the dataset's path: `eval` checks an evaluation set against what the student saw
+    metrics = write_metrics(trainer.state.log_history, out, {**data_stats, "path": str(Path(data).resolve())})
     about = {"base_model": source.name, "hub_id": source.hub_id, "data": data, "recipe": recipe, "metrics": metrics}
     merged = None
     if merge:

@@ -23,6 +23,7 @@ from ..errors import SelfInstructError
 from ..records import write_text_atomic
 from ..runfiles import REJECTED_FILE, folder_of
 from . import charts
+from .evaluation import eval_files, evaluation_body
 from .samples import records_table
 from .source import Source
 from .summary import Summary, summarize
@@ -93,6 +94,7 @@ def _page(summaries: list[Summary]) -> str:
         _diversity(summaries),
         _funnel(summaries),
         _cost(summaries),
+        _evaluation(summaries),
         _records(summaries),
     ]
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -101,7 +103,8 @@ def _page(summaries: list[Summary]) -> str:
         f"<code>{html.escape(str(s.source.path))}</code></li>"
         for s in summaries
     )
-    nav = " · ".join(f'<a href="#{key}">{title}</a>' for key, title in SECTION_TITLES.items())
+    shown = "".join(sections)  # a section with nothing to show (no eval.json) leaves the nav too
+    nav = " · ".join(f'<a href="#{key}">{title}</a>' for key, title in SECTION_TITLES.items() if f'id="{key}"' in shown)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -113,7 +116,7 @@ def _page(summaries: list[Summary]) -> str:
 <p class="muted">Made by selfinstruct {__version__} on {made}. Seeds for similarity:
 <code>{html.escape(summaries[0].source.seeds.path.name)}</code> ({len(summaries[0].source.seeds.tasks)} tasks).</p>
 <nav>{nav}</nav></header>
-{"".join(sections)}
+{shown}
 <script>{SEARCH_SCRIPT}</script>
 </body></html>
 """
@@ -125,6 +128,7 @@ SECTION_TITLES = {
     "diversity": "Diversity",
     "funnel": "Funnel",
     "cost": "Cost",
+    "evaluation": "Evaluation",
     "records": "Records",
 }
 
@@ -293,6 +297,12 @@ def _cost(summaries: list[Summary]) -> str:
             parts.append(_figure(charts.projection_chart(s), f"projection-{i}"))
         cells.append("".join(parts))
     return _section("cost", _row(cells))
+
+
+def _evaluation(summaries: list[Summary]) -> str:
+    """What `selfinstruct eval` measured of students trained on these records, where a run holds eval.json."""
+    paths = [path for s in summaries for path in eval_files(s.source.path)]
+    return _section("evaluation", evaluation_body(paths, _figure)) if paths else ""
 
 
 def _records(summaries: list[Summary]) -> str:

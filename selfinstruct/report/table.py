@@ -39,6 +39,7 @@ def render_table(report: CostReport) -> str:
         ),
         ("per 1,000 accepted", usd(report.usd_per_1000_accepted), ""),
     ]
+    run += [(f"endpoint {name}", "", share) for name, share in report.endpoint_rows()]
     lines = [f"Cost of {report.source} (teacher: {report.model})", "", *_align(run, right=(1,))]
     per_record = report.tokens_per_record()
     if per_record is None:

@@ -30,6 +30,8 @@ MODULES = {
     "generate": "selfinstruct.tasks.bootstrap",
     "answer": "selfinstruct.tasks.answer",
     "judge": "selfinstruct.tasks.judge",
+    "magpie": "selfinstruct.tasks.magpie",
+    "evolve": "selfinstruct.tasks.evolve",
 }
 
 

@@ -28,7 +28,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from ..errors import SettingError
 from ..tokens import estimate_prompt_tokens
-from .dialect import CHAT_COMPLETIONS, Ask, Body, Completion, Dialect, EmptyAnswer, read_answer
+from .dialect import COMPLETIONS, Ask, Body, Completion, Dialect, EmptyAnswer, read_answer
 from .limiter import RateLimiter, parse_duration
 
 REFUSAL_HINTS = {  # status -> (hint, the settings it names)
@@ -41,6 +41,12 @@ REFUSAL_HINTS = {  # status -> (hint, the settings it names)
         ("base_url",),
     ),
 }
+# a raw prompt (Magpie) refused: most hosted chat APIs have no /completions, or not for this model
+RAW_PROMPT_HINT = (
+    "raw prompts need a server with /completions (under {base_url}) for {model}: llama.cpp's server, vLLM, "
+    "Ollama, the embedded teacher; most hosted chat APIs have none",
+    ("base_url", "model"),
+)
 GATEWAY_STATUSES = (502, 503, 504)  # a proxy's error page while the API behind it starts: retried, even at first
 CONNECT_ERRORS = ("ConnectError", "UnsupportedProtocol")  # httpx's (httpx2's) failures to open a connection
 
@@ -55,12 +61,17 @@ class NotJSON(Exception):
 
 
 class RequestFailed(Exception):
-    """Transient failures went on until the attempts ran out."""
+    """Transient failures went on until the attempts ran out. `kind` is the last one in a word or
+    two ("HTTP 429", "timeout", "connection"), `retry_after_s` what the endpoint asked to wait."""
 
-    def __init__(self, error: str, attempts: int, retry_errors: list[str]):
+    def __init__(
+        self, error: str, attempts: int, retry_errors: list[str], kind: str = "", retry_after_s: float | None = None
+    ):
         super().__init__(error)
         self.attempts = attempts
         self.retry_errors = retry_errors
+        self.kind = kind
+        self.retry_after_s = retry_after_s
 
 
 @dataclass
@@ -109,10 +120,12 @@ class TeacherClient:
                 return await self._complete_with_retries(body, request_id)
             except openai.APIStatusError as e:
                 if not self.dialect.learn(e.status_code, str(e.message), getattr(e, "param", None), body):
-                    raise self._refusal(e) from None
+                    raise self._refusal(e, body) from None
 
-    def _refusal(self, e: openai.APIStatusError) -> TeacherRefused:
+    def _refusal(self, e: openai.APIStatusError, body: Body) -> TeacherRefused:
         hint, fields = REFUSAL_HINTS.get(e.status_code, ("the request was rejected as invalid", ()))
+        if body.path == COMPLETIONS and e.status_code in (400, 404, 405, 501):
+            hint, fields = RAW_PROMPT_HINT
         hint = hint.replace("${key_env}", f"${self.settings.key_env}")
         return TeacherRefused(
             f"The teacher at {self.settings.base_url} refused the request with HTTP {e.status_code} "
@@ -180,7 +193,7 @@ class TeacherClient:
                     )
                     await self.limiter.acquire(tokens_needed)
                     raw = await self._client.post(
-                        CHAT_COMPLETIONS, cast_to=object, body=body.json, options={"headers": headers}
+                        body.path, cast_to=object, body=body.json, options={"headers": headers}
                     )
                     self.limiter.update_from_headers(raw.headers)
                     answer = raw.parse()
@@ -203,7 +216,14 @@ class TeacherClient:
             problem = None if self.reached else _wrong_endpoint(e)
             if problem is not None:
                 raise self._unusable(self._redact(problem)) from None
-            raise RequestFailed(self._redact(_describe(e)), attempts, retry_errors) from e
+            response = getattr(e, "response", None)
+            raise RequestFailed(
+                self._redact(_describe(e)),
+                attempts,
+                retry_errors,
+                _kind(e),
+                _retry_after(response.headers) if response is not None else None,
+            ) from e
         return completion
 
 

@@ -8,10 +8,14 @@ client and the Batch API runner, which send the same bodies.
   `max_completion_tokens` to api.openai.com and as `max_tokens` elsewhere; a 400 that names
   the one we sent as unsupported switches to the other, once (a server that refuses both is
   refused: an answer without a limit could break the cost cap). A 400 that refuses
-  `temperature`, `top_p` or `reasoning_effort` drops it. The request is then asked again
+  `temperature`, `top_p`, `reasoning_effort` or `seed` drops it. The request is then asked again
   at once (a 400 is not billed), and the dialect remembers for the rest of the run.
 - Requests in flight together are refused together: whichever learns first, the others were
   made before it and are asked again as the dialect now makes them, not refused.
+- A raw prompt (Magpie: the text before a user's message, template tokens included) goes to
+  `/completions` with its stop strings, and its answer is the choice's `text`; the same
+  parameters are learned as for chat requests. A request's `seed` is sent where the task
+  gives one.
 - An answer's trace comes back in `message.reasoning_content` (DeepSeek, vLLM's reasoning
   parsers) or `message.reasoning`; inline `<think>` blocks stay in the content, as sent
   (see `selfinstruct.reasoning`). Reasoning tokens are counted apart when usage reports them.
@@ -25,10 +29,11 @@ from urllib.parse import urlparse
 
 from ..tokens import count_tokens, estimate_prompt_tokens
 
-CHAT_COMPLETIONS = "/chat/completions"  # the path of every request we send, after a base URL ending in /v1
+CHAT_COMPLETIONS = "/chat/completions"  # the path of a chat request, after a base URL ending in /v1
+COMPLETIONS = "/completions"  # the path of a raw prompt's request
 FORMAT_CHAIN = ("json_schema", "json_object", "text")
 LIMIT_PARAMS = ("max_tokens", "max_completion_tokens")  # the same limit under two names
-OPTIONAL_PARAMS = ("temperature", "top_p", "reasoning_effort")  # dropped when a model refuses them
+OPTIONAL_PARAMS = ("temperature", "top_p", "reasoning_effort", "seed")  # dropped when a model refuses them
 REFUSAL_WORDS = ("unsupported", "not supported", "unrecognized", "unknown", "extra", "not permitted")
 
 
@@ -47,6 +52,9 @@ class Ask:
     temperature: float
     top_p: float
     reasoning_effort: str | None = None
+    prompt: str | None = None  # a raw prompt for /completions instead of `messages`
+    stop: tuple[str, ...] = ()  # where a raw prompt's answer ends (its end-of-turn token)
+    seed: int | None = None  # the sampling seed: a server otherwise samples the same prompt from one sequence
 
 
 @dataclass
@@ -56,8 +64,9 @@ class Body:
     json: dict
     mode: str  # the structured-output mode used (FORMAT_CHAIN)
     output_format: str  # "json" or "text": how to read the answer
-    messages: list[dict]
+    messages: list[dict]  # a raw prompt's, as one user message: what its prompt tokens are counted on
     params: dict  # the generation parameters sent
+    path: str = CHAT_COMPLETIONS  # where it is posted, after the base URL
 
     @classmethod
     def of(cls, json_body: dict) -> "Body":
@@ -74,7 +83,7 @@ class Body:
         if limit is not None:
             params[dialect.limit_param] = limit
         rest = {k: v for k, v in self.json.items() if k not in (*LIMIT_PARAMS, *OPTIONAL_PARAMS)}
-        return Body({**rest, **params}, self.mode, self.output_format, self.messages, params)
+        return Body({**rest, **params}, self.mode, self.output_format, self.messages, params, self.path)
 
 
 @dataclass
@@ -112,13 +121,18 @@ class Dialect:
         self.refused: set[str] = set()  # parameters this model refused: not sent again
 
     def body(self, ask: Ask) -> Body:
-        mode = self.format if ask.schema is not None else "text"
-        output_format = "text" if mode == "text" else "json"
-        messages = ask.messages(output_format)
         params = {self.limit_param: ask.max_tokens, "temperature": ask.temperature, "top_p": ask.top_p}
         if ask.reasoning_effort is not None:
             params["reasoning_effort"] = ask.reasoning_effort
+        if ask.seed is not None:
+            params["seed"] = ask.seed
         params = {name: value for name, value in params.items() if name not in self.refused}
+        if ask.prompt is not None:
+            json_body = {"model": self.model, "prompt": ask.prompt, **params, "stop": list(ask.stop)}
+            return Body(json_body, "text", "text", raw_messages(ask.prompt), params, COMPLETIONS)
+        mode = self.format if ask.schema is not None else "text"
+        output_format = "text" if mode == "text" else "json"
+        messages = ask.messages(output_format)
         json_body = {"model": self.model, "messages": messages, **params}
         if mode == "json_schema":
             json_body["response_format"] = {
@@ -177,15 +191,27 @@ def refused_param(message: str, param: str | None, sent: dict) -> str | None:
     return named[0] if len(named) == 1 else None
 
 
+def raw_messages(prompt: str) -> list[dict]:
+    """A raw prompt as one user message, for the token counts (an upper bound: the message's
+    framing is counted on top) and the ledger."""
+    return [{"role": "user", "content": prompt}]
+
+
 def read_answer(response, body: Body, **details) -> Completion:
-    """The Completion of a chat completion `response` (its JSON) to `body`; EmptyAnswer for a
-    response without one. `details` fill the rest (latency, attempts, ids)."""
+    """The Completion of a chat completion `response` (its JSON) to `body`, or of a raw
+    completion's; EmptyAnswer for a response without one. `details` fill the rest (latency,
+    attempts, ids)."""
     choices = response.get("choices") if isinstance(response, dict) else None
     if not choices:
         raise EmptyAnswer("the response had no choices")
-    if not isinstance(choices[0], dict) or not isinstance(choices[0].get("message"), dict):
+    if body.path == COMPLETIONS:  # a raw completion's choice holds its text, not a message
+        if not isinstance(choices[0], dict) or not isinstance(choices[0].get("text"), str):
+            raise EmptyAnswer("the response's first choice has no text")
+        message = {"content": choices[0]["text"]}
+    elif not isinstance(choices[0], dict) or not isinstance(choices[0].get("message"), dict):
         raise EmptyAnswer("the response's first choice has no message")
-    message = choices[0]["message"]
+    else:
+        message = choices[0]["message"]
     content = message.get("content") or ""
     return Completion(
         content=content,

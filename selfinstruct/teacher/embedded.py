@@ -138,6 +138,8 @@ def server_command(port: int, n_ctx: int) -> list[str]:
 class EmbeddedTeacher:
     """Context manager: `with EmbeddedTeacher(log_path=...) as teacher: teacher.base_url`."""
 
+    TITLE = "The embedded teacher"  # how messages name the server (a subclass serves something else)
+
     def __init__(
         self, log_path: Path | None = None, n_ctx: int = 4096, command: Callable[[int, int], list[str]] | None = None
     ):
@@ -191,9 +193,7 @@ class EmbeddedTeacher:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.2)
-        raise SelfInstructError(
-            f"The embedded teacher did not answer within {READY_TIMEOUT_S:.0f} s.{self._log_hint()}"
-        )
+        raise SelfInstructError(f"{self.TITLE} did not answer within {READY_TIMEOUT_S:.0f} s.{self._log_hint()}")
 
     def _probe(self) -> None:
         """One real completion before any work is sent: a server that answers `/models` can
@@ -212,15 +212,15 @@ class EmbeddedTeacher:
                 answer = json.load(response)
         except urllib.error.HTTPError as e:
             raise SelfInstructError(
-                f"The embedded teacher refused a completion with HTTP {e.code}: "
+                f"{self.TITLE} refused a completion with HTTP {e.code}: "
                 f"{e.read()[:300].decode(errors='replace')}{self._log_hint()}"
             ) from None
         except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError) as e:
             self._wait_for_exit(2.0)
             self.check_alive(when)
-            raise SelfInstructError(f"The embedded teacher failed a completion: {e}.{self._log_hint()}") from None
+            raise SelfInstructError(f"{self.TITLE} failed a completion: {e}.{self._log_hint()}") from None
         if not answer.get("choices"):
-            raise SelfInstructError(f"The embedded teacher answered a completion with no choices: {answer}")
+            raise SelfInstructError(f"{self.TITLE} answered a completion with no choices: {answer}")
         return answer
 
     def _wait_for_exit(self, timeout_s: float) -> None:
@@ -238,7 +238,7 @@ class EmbeddedTeacher:
         if status is None:
             return
         how = f"was killed by {_signal_name(-status)}" if status < 0 else f"exited with status {status}"
-        message = f"The embedded teacher (llama.cpp) {how}{' ' + when if when else ''}.{self._log_hint()}{_crash_hint(status)}"
+        message = f"{self.TITLE} {how}{' ' + when if when else ''}.{self._log_hint()}{_crash_hint(status)}"
         raise TeacherDied(message, mid_run)
 
     async def watch(self) -> None:

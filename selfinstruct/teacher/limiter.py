@@ -11,8 +11,15 @@ The provider has the last word:
   `x-ratelimit-remaining-*` drains our bucket; `remaining: 0` with `x-ratelimit-reset-*`
   pauses until the reset;
 - a 429 pauses the whole limiter (`pause`) for its Retry-After, not just the request that got it.
+- a server that says no rate but answers 429 with a Retry-After (a quota over a sliding minute)
+  has its rate learned (`learn_rpm`): what it served over the last minute, a little less; a
+  learned rate creeps up by LEARNED_GROWTH per request, so a quota that rose is found again.
 
 Time comes from `clock` and `sleep`, which tests replace with a simulated clock.
+
+Several endpoints (`engine.runners.multi`) have a limiter each: `delay` tells the router how long
+one more request would wait at this one, `acquired_at` when the current task's request went out
+(so its latency is the server's, not the time it waited here).
 
 We write this instead of using aiolimiter because limits change while running (headers), one
 acquire takes two budgets at once, the whole limiter must pause on a 429, and tests need the clock.
@@ -24,8 +31,13 @@ import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 
 BURST_S = 1.0  # a bucket holds this many seconds of its rate
+LEARNED_GROWTH = 0.01  # requests/minute a learned rate gains per request: about 1% a minute
+
+# When the request of the current asyncio task left the limiter (each request runs in its own task).
+acquired_at: ContextVar[float | None] = ContextVar("acquired_at", default=None)
 
 
 class _Bucket:
@@ -78,25 +90,51 @@ class RateLimiter:
         self.requests = _Bucket(rpm, now, burst_s)
         self.tokens = _Bucket(tpm, now, burst_s, least=0.0)
         self._user_set = {"requests": rpm is not None, "tokens": tpm is not None}
+        self.learned = False  # the requests/minute rate was learned from 429s, not given by the user or headers
         self.paused_until = now
+        self.waiting = 0  # requests inside `acquire`
         self._lock = asyncio.Lock()  # first come, first served
 
     async def acquire(self, tokens: int) -> None:
-        async with self._lock:
-            while True:
-                now = self.clock()
-                self.requests.refill(now)
-                self.tokens.refill(now)
-                delay = max(self.paused_until - now, self.requests.wait_for(1), self.tokens.wait_for(tokens))
-                if delay <= 0:
-                    self.requests.take(1)
-                    self.tokens.take(tokens)
-                    return
-                await self.sleep(delay)
+        self.waiting += 1
+        try:
+            async with self._lock:
+                while True:
+                    now = self.clock()
+                    self.requests.refill(now)
+                    self.tokens.refill(now)
+                    delay = max(self.paused_until - now, self.requests.wait_for(1), self.tokens.wait_for(tokens))
+                    if delay <= 1e-9:  # a rounding error, not a wait: a simulated clock would not move
+                        if self.learned:
+                            self.requests.set_rate(self.requests.per_minute + LEARNED_GROWTH, now)
+                        self.requests.take(1)
+                        self.tokens.take(tokens)
+                        acquired_at.set(now)
+                        return
+                    await self.sleep(delay)
+        finally:
+            self.waiting -= 1
+
+    def delay(self) -> float:
+        """Seconds until one more request could go, behind those already waiting (its tokens
+        are not known yet: only the requests/minute limit and a pause count)."""
+        now = self.clock()
+        bucket = self.requests
+        bucket.refill(now)
+        paced = max(0.0, 1 + self.waiting - bucket.level) * 60 / bucket.per_minute if bucket.per_minute else 0.0
+        return max(self.paused_until - now, paced, 0.0)
 
     def pause(self, seconds: float) -> None:
         """Hold every request for `seconds` (the provider said so: a 429's Retry-After)."""
         self.paused_until = max(self.paused_until, self.clock() + seconds)
+
+    def learn_rpm(self, served_per_minute: float) -> None:
+        """The server refused our pace with a quota: go at `served_per_minute` (what it served over
+        the last minute), unless the user or the server's headers set the rate."""
+        if self._user_set["requests"] or (self.requests.per_minute and not self.learned) or served_per_minute < 1:
+            return
+        self.requests.set_rate(served_per_minute, self.clock())
+        self.learned = True
 
     def update_from_headers(self, headers: Mapping[str, str]) -> None:
         now = self.clock()
@@ -105,6 +143,7 @@ class RateLimiter:
             remaining = _number(headers.get(f"x-ratelimit-remaining-{kind}"))
             if limit and not self._user_set[kind]:
                 bucket.set_rate(limit, now)
+                self.learned = self.learned and kind != "requests"  # the server's word replaces a learned rate
             if remaining is not None and bucket.per_minute:
                 bucket.refill(now)
                 bucket.level = min(bucket.level, remaining)

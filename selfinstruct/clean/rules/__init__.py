@@ -14,6 +14,7 @@
     reasoning.py      reasoning traces: cut off, no final answer, language mixing, loops
     verify.py         final answers checked against reference answers (math-verify)
     score.py          a judge's score below the threshold (`selfinstruct judge`)
+    template.py       raw completions gone wrong: template tokens, an unended instruction (`magpie`)
 
 Importing this package registers every rule, so presets can name them.
 """
@@ -29,6 +30,7 @@ from . import (  # noqa: F401  (registers the rules)
     reasoning,
     requests,
     score,
+    template,
     topic,
     unseen,
     verify,

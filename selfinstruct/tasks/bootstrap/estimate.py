@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...clean import load_preset
 from ...engine.estimate import CostEstimate
 from ...engine.ledger import load_ledger
 from ...engine.view import RunView
 from ...records import count_jsonl
 from ...tokens import estimate_prompt_tokens, prompt_tokens_upper_bound
-from .seeds import load_seeds
-from .task import ASSUMED_YIELD, YIELD_RANGE, BootstrapTask, GenerateConfig
+from .task import ASSUMED_YIELD, YIELD_RANGE, GenerateConfig, bootstrap_task
 
 # completion tokens per task asked for, without history: 2,476 per answer of 20 tasks in the 52K
 # benchmark (benchmarks/cost_52k_results.json), tasks with the token lengths of self-instruct's seeds
@@ -27,7 +25,7 @@ PROMPT_SAMPLES = 20
 
 def estimate_run_cost(config: GenerateConfig, out: str | Path | None = None) -> CostEstimate:
     config = config.resolved()
-    task = BootstrapTask(config, load_seeds(config.seeds), load_preset(config.preset))
+    task = bootstrap_task(config)
     n = config.tasks_per_request
     prompts = [task.next_request(i).messages("json") for i in range(PROMPT_SAMPLES)]  # the run's first prompts
     prompt_tokens = round(sum(map(estimate_prompt_tokens, prompts)) / len(prompts))

@@ -19,7 +19,7 @@ from pydantic import Field
 from ...clean import Preset, load_preset
 from ...engine.config import JobConfig
 from ...engine.job import JobResult, StopPolicy
-from ...engine.run import run_job
+from ...engine.run import run_task
 from ...engine.task import Parsed, Request, Task
 from ...errors import SettingError, warn
 from ...reasoning import split_reasoning
@@ -169,6 +169,8 @@ def generate(
     teacher=None,
 ) -> JobResult:
     """Run (or resume) a bootstrap run into the directory `out` (see `engine.run.run_job`)."""
-    config = config.resolved()
-    task = BootstrapTask(config, load_seeds(config.seeds), load_preset(config.preset))
-    return run_job(task, config, out, overwrite=overwrite, progress=progress, policy=policy, teacher=teacher)
+    return run_task(bootstrap_task, config, out, overwrite=overwrite, progress=progress, policy=policy, teacher=teacher)
+
+
+def bootstrap_task(config: GenerateConfig) -> BootstrapTask:
+    return BootstrapTask(config, load_seeds(config.seeds), load_preset(config.preset))

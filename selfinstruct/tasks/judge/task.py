@@ -31,7 +31,7 @@ from ...clean.rules.score import DEFAULT_MIN_SCORE, with_min_score
 from ...engine.config import JobConfig
 from ...engine.estimate import CostEstimate, estimate_item_task_cost
 from ...engine.job import JobResult, StopPolicy
-from ...engine.run import run_job
+from ...engine.run import run_task
 from ...engine.task import ItemTask, Parsed, Request
 from ...errors import SettingError
 from ...reasoning import split_reasoning
@@ -148,10 +148,8 @@ def judge(
 ) -> JobResult:
     """Run (or resume) a judge run into the directory `out` (see `engine.run.run_job`)."""
     # the source's full path in config.json leads the dataset card to the run that made the records
-    config = config.resolved().model_copy(update={"source": str(Path(config.source).resolve())})
-    return run_job(
-        judge_task(config), config, out, overwrite=overwrite, progress=progress, policy=policy, teacher=teacher
-    )
+    config = config.model_copy(update={"source": str(Path(config.source).resolve())})
+    return run_task(judge_task, config, out, overwrite=overwrite, progress=progress, policy=policy, teacher=teacher)
 
 
 def estimate_judge_cost(config: JudgeConfig, out: str | Path | None = None) -> CostEstimate:
