@@ -215,8 +215,9 @@ def test_a_source_without_references_is_refused_before_the_student_is_asked(tmp_
 
 def test_an_answer_run_without_a_student_keeps_its_identity(tmp_path):
     """Runs made before `--student` existed resume: their identity has no student fields."""
-    from selfinstruct.tasks.answer import answer_task
+    from selfinstruct.tasks.answer import answer_task, checked_prompts
 
     source = write_source(tmp_path / "questions.jsonl", n=2)
-    identity = answer_task(AnswerConfig(source=str(source), verify="math").resolved()).identity()
+    config = AnswerConfig(source=str(source), verify="math").resolved()
+    identity = answer_task(config, checked_prompts(config)).identity()
     assert not any(key.startswith("student") for key in identity)

@@ -286,11 +286,20 @@ def describe_student(
     }
 
 
-def answer_task(config: AnswerConfig, student: StudentResults | None = None) -> AnswerTask:
+Prompts = tuple[list[Prompt], str]  # a source's prompts and their hash, as `load_prompts` reads them
+
+
+def checked_prompts(config: AnswerConfig) -> Prompts:
+    """The prompts of `config.source`; with `verify`, its reference answers checked first, before
+    anything is paid for (or a student's checkpoint is loaded and served)."""
     prompts, source_sha256 = load_prompts(config.source)
     if config.verify:
         check_references(config.source, prompts)
-    return AnswerTask(config, prompts, source_sha256, load_preset(config.preset), student)
+    return prompts, source_sha256
+
+
+def answer_task(config: AnswerConfig, prompts: Prompts, student: StudentResults | None = None) -> AnswerTask:
+    return AnswerTask(config, *prompts, load_preset(config.preset), student)
 
 
 def check_references(source: str, prompts: list[Prompt]) -> None:
@@ -330,18 +339,21 @@ def answer(
     `config.student`, the student's run into OUT-student first (`teacher` is the teacher's only),
     and without `verify` the judged mode of `student_judged.py`."""
     config = config.resolved()
+    prompts = checked_prompts(config)  # read once for the student's, the judge's and the teacher's runs
     if config.judged:
         from .student_judged import answer_judged
 
-        return answer_judged(config, Path(out), overwrite=overwrite, progress=progress, policy=policy, teacher=teacher)
+        return answer_judged(
+            config, Path(out), prompts, overwrite=overwrite, progress=progress, policy=policy, teacher=teacher
+        )
     student = None
     if config.student is not None:
         cap = SharedCap(config.max_cost, [student_dir(out), Path(out)])
-        own = answer_as_student(config, Path(out), cap, overwrite=overwrite, progress=progress, policy=policy)
+        own = answer_as_student(config, Path(out), prompts, cap, overwrite=overwrite, progress=progress, policy=policy)
         student = StudentResults(own.model, student_dir(out), own.samples, passes(student_dir(out)))
         config = config.model_copy(update={"max_cost": cap.cap_for(Path(out))})
     return run_job(
-        answer_task(config, student),
+        answer_task(config, prompts, student),
         config,
         out,
         overwrite=overwrite,
@@ -381,7 +393,14 @@ def student_config(config: AnswerConfig, model, max_cost: float | None) -> Answe
 
 
 def answer_as_student(
-    config: AnswerConfig, out: Path, cap: SharedCap, *, overwrite: bool, progress: bool, policy: StopPolicy
+    config: AnswerConfig,
+    out: Path,
+    prompts: Prompts,
+    cap: SharedCap,
+    *,
+    overwrite: bool,
+    progress: bool,
+    policy: StopPolicy,
 ) -> AnswerConfig:
     """Run (or resume) the student's answers into OUT-student (verified with `config.verify`, else
     all kept for a judge); the student's run config. The teacher is asked nothing until the
@@ -389,16 +408,13 @@ def answer_as_student(
     from ..eval.models import open_model, parse_model_spec
 
     spec = parse_model_spec(config.student, "student")
-    prompts, source_sha256 = load_prompts(config.source)
-    if config.verify:
-        check_references(config.source, prompts)  # before a checkpoint is loaded and served
     # Only the verification rules: a right answer counts as solved however it is written.
     preset = load_preset(config.preset).model_copy(update={"rules": []})
     run_dir = student_dir(out)
     log = run_dir.with_name(f"{run_dir.name}.log")  # beside, not in, a run directory that may not exist yet
     with open_model(spec, log_path=log, api_key_env=config.api_key_env) as model:
         own = student_config(config, model, cap.cap_for(run_dir))
-        task = AnswerTask(own, prompts, source_sha256, preset)
+        task = AnswerTask(own, *prompts, preset)
         result = run_job(task, own, run_dir, overwrite=overwrite, progress=progress, policy=policy)
     finished(result, "the student's run", "the teacher is asked nothing until it has")
     return own
@@ -425,7 +441,7 @@ def estimate_answer_cost(config: AnswerConfig, out: str | Path | None = None) ->
     quarter of max_tokens."""
     config = config.resolved()
     assumed = math.ceil(config.max_tokens * ASSUMED_COMPLETION_SHARE)
-    return estimate_item_task_cost(answer_task(config), config, out, assumed)
+    return estimate_item_task_cost(answer_task(config, checked_prompts(config)), config, out, assumed)
 
 
 def verification_summary(result: JobResult) -> list[str]:

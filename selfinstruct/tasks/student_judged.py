@@ -38,13 +38,13 @@ from ..stats import Stats
 from .answer import (
     AnswerConfig,
     Prompt,
+    Prompts,
     StudentResults,
     StudentSolves,
     answer_as_student,
     answer_task,
     describe_student,
     finished,
-    load_prompts,
     passes,
     student_dir,
 )
@@ -146,7 +146,14 @@ class StudentFilterTask(JudgeTask):
 
 
 def answer_judged(
-    config: AnswerConfig, out: Path, *, overwrite: bool, progress: bool, policy: StopPolicy, teacher=None
+    config: AnswerConfig,
+    out: Path,
+    prompts: Prompts,
+    *,
+    overwrite: bool,
+    progress: bool,
+    policy: StopPolicy,
+    teacher=None,
 ) -> JobResult:
     """Run (or resume) the four runs above, each once the one before is done; the result is the
     dataset's (OUT). `teacher` is the teacher's only."""
@@ -164,7 +171,7 @@ def answer_judged(
             "judge_model",
         )
 
-    own = answer_as_student(config, out, cap, **run)
+    own = answer_as_student(config, out, prompts, cap, **run)
     student_ratings = judged_dir(student_run)
     finished(
         judge(judge_config(config, student_run, cap.cap_for(student_ratings)), student_ratings, **run),
@@ -180,7 +187,7 @@ def answer_judged(
 
     teacher_config = config.model_copy(update={"student": None, "max_cost": cap.cap_for(teacher_run)})
     finished(
-        run_job(answer_task(teacher_config), teacher_config, teacher_run, teacher=teacher, **run),
+        run_job(answer_task(teacher_config, prompts), teacher_config, teacher_run, teacher=teacher, **run),
         "the teacher's run",
         "its answers are rated once they are all in",
     )
@@ -188,7 +195,6 @@ def answer_judged(
     ratings = judge_config(config, teacher_run, cap.cap_for(out))
     ratings = ratings.model_copy(update={"source": str(teacher_run.resolve())})  # as `judge` records it
     answers, answers_sha256 = load_source(teacher_run)
-    prompts, _ = load_prompts(config.source)
     preset = load_preset(JUDGE_PRESET)
-    task = StudentFilterTask(ratings, answers, answers_sha256, preset, student, config, prompts)
+    task = StudentFilterTask(ratings, answers, answers_sha256, preset, student, config, prompts[0])
     return run_job(task, ratings, out, **run)
