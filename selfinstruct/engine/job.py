@@ -104,6 +104,18 @@ class JobResult:
     stats: dict
     cost: dict
 
+    def require_done(self, what: str, meanwhile: str = "") -> JobResult:
+        """This result, if the job did all its work; else an error saying how to go on. For a step
+        whose next one needs every answer of it (a student's run, an eval's answers): one stopped
+        early (a cost cap) would decide on part of the work."""
+        if self.stop_reason is not StopReason.WORK_DONE:
+            raise SelfInstructError(
+                f"{what}: {self.stop_reason.value} before every item was done; {self.out_dir} keeps what was "
+                f"paid for: rerun the same command (with a higher --max-cost if that stopped it) to go on"
+                + (f"; {meanwhile}" if meanwhile else "")
+            )
+        return self
+
 
 def run_namespace(out: Path, identity: dict) -> str:
     """Tells a run's keys in a shared duplicate index from other runs' ("r000001-0" is in

@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING
 from pydantic import Field, field_validator, model_validator
 
 from ..engine.config import JobConfig
-from ..engine.job import JobResult, StopReason
 from ..engine.shared_cap import SharedCap
 from ..errors import SelfInstructError, SettingError, warn
 from ..records import read_json_object, read_jsonl, write_jsonl_atomic
@@ -340,7 +339,7 @@ def _answer(
             max_cost=spend.cap_for(run_dir),
             **job_settings(config, model.spec if model is not None else None, endpoint),
         )
-        result = finished(answer(answer_config, run_dir, overwrite=overwrite, progress=progress), label)
+        result = answer(answer_config, run_dir, overwrite=overwrite, progress=progress).require_done(label)
     answers: dict[str, list[str]] = {}
     for _, record in sorted(read_jsonl(run_dir / DATA_FILE), key=lambda r: r[1]["sample"]):
         answers.setdefault(record["source_id"], []).append(record["output"])
@@ -354,17 +353,6 @@ def _answer(
         result.cost.get("cost_usd"),
         config.samples,
     )
-
-
-def finished(result: JobResult, label: str) -> JobResult:
-    """A job that did all its work; one stopped early (a cost cap) would be scored on part of the
-    set, and its judge shown answers that a resume would change."""
-    if result.stop_reason != StopReason.WORK_DONE:
-        raise SelfInstructError(
-            f"{label}: {result.stop_reason.value} before every item was done; {result.out_dir} keeps what was "
-            "paid for: rerun the same command (with a higher --max-cost) to go on"
-        )
-    return result
 
 
 def _pairwise(
@@ -387,8 +375,8 @@ def _pairwise(
     write_jsonl_atomic(pairs_path, pairs)
     run_dir = folder / "pairwise"
     judge_config = config.judge_config(pairs_path, spend.cap_for(run_dir))
-    result = finished(
-        judge_pairs(judge_config, run_dir, overwrite=overwrite, progress=progress), f"{folder.name}'s judge"
+    result = judge_pairs(judge_config, run_dir, overwrite=overwrite, progress=progress).require_done(
+        f"{folder.name}'s judge"
     )
     verdicts = [verdict for _, verdict in read_jsonl(run_dir / DATA_FILE)]
     malformed = result.stats["pairwise"].get("malformed", 0)

@@ -46,7 +46,7 @@ from ..clean.rules.score import DEFAULT_MIN_SCORE
 from ..clean.rules.verify import Unverifiable, WrongAnswer, final_reference, reference_answer
 from ..engine.config import JobConfig
 from ..engine.estimate import CostEstimate, estimate_item_task_cost
-from ..engine.job import JobResult, StopPolicy, StopReason
+from ..engine.job import JobResult, StopPolicy
 from ..engine.run import run_job
 from ..engine.shared_cap import SharedCap
 from ..engine.task import ItemTask, Parsed, Request
@@ -416,18 +416,8 @@ def answer_as_student(
         own = student_config(config, model, cap.cap_for(run_dir))
         task = AnswerTask(own, *prompts, preset)
         result = run_job(task, own, run_dir, overwrite=overwrite, progress=progress, policy=policy)
-    finished(result, "the student's run", "the teacher is asked nothing until it has")
+    result.require_done("the student's run", "the teacher is asked nothing until it has done")
     return own
-
-
-def finished(result: JobResult, what: str, meanwhile: str) -> None:
-    """A step of `answer --student` that did all its work, or an error saying how to go on: the
-    next step needs every answer of this one."""
-    if result.stop_reason is not StopReason.WORK_DONE:
-        raise SelfInstructError(
-            f"{what} in {result.out_dir} stopped before its work was done ({result.stop_reason.value}); "
-            f"rerun the same command to finish it (with a higher --max-cost if that stopped it): {meanwhile}"
-        )
 
 
 def passes(run_dir: Path) -> dict[str, int]:

@@ -44,7 +44,6 @@ from .answer import (
     answer_as_student,
     answer_task,
     describe_student,
-    finished,
     passes,
     student_dir,
 )
@@ -173,10 +172,8 @@ def answer_judged(
 
     own = answer_as_student(config, out, prompts, cap, **run)
     student_ratings = judged_dir(student_run)
-    finished(
-        judge(judge_config(config, student_run, cap.cap_for(student_ratings)), student_ratings, **run),
-        "the judge's ratings of the student",
-        "the teacher is asked nothing until they are done",
+    judge(judge_config(config, student_run, cap.cap_for(student_ratings)), student_ratings, **run).require_done(
+        "the judge's ratings of the student", "the teacher is asked nothing until they are done"
     )
     student = StudentResults(own.model, student_run, own.samples, passes(student_ratings))
     if unrated(student_ratings):
@@ -186,10 +183,8 @@ def answer_judged(
         )
 
     teacher_config = config.model_copy(update={"student": None, "max_cost": cap.cap_for(teacher_run)})
-    finished(
-        run_job(answer_task(teacher_config, prompts), teacher_config, teacher_run, teacher=teacher, **run),
-        "the teacher's run",
-        "its answers are rated once they are all in",
+    run_job(answer_task(teacher_config, prompts), teacher_config, teacher_run, teacher=teacher, **run).require_done(
+        "the teacher's run", "its answers are rated once they are all in"
     )
 
     ratings = judge_config(config, teacher_run, cap.cap_for(out))
