@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..clean.rules.verify import _math_verify, final_reference, reference_answer
+from ..clean.rules.verify import final_answer, final_reference, reference_answer, same_answer
 from .scores import Score, pass_at_k_score, proportion
 
 
@@ -27,9 +27,7 @@ def _normal(text: str) -> str:
 def is_correct(answer: str, reference: str) -> bool:
     gold = reference_answer(reference)
     if gold:
-        parse, verify = _math_verify()
-        found = parse(answer)
-        return bool(found) and verify(gold, found)
+        return same_answer(gold, final_answer(answer))
     expected = _normal(final_reference(reference))
     lines = [line for line in answer.strip().splitlines() if line.strip()]
     return bool(expected) and (_normal(answer) == expected or bool(lines) and _normal(lines[-1]) == expected)

@@ -42,6 +42,18 @@ def reference_answer(reference: str) -> list:
     return parse(final_reference(reference))
 
 
+def final_answer(output: str) -> list:
+    """What math-verify reads as the final answer of `output` (empty: nothing it can read)."""
+    parse, _ = _math_verify()
+    return parse(output)
+
+
+def same_answer(gold: list, answer: list) -> bool:
+    """Whether `answer` (from `final_answer`) is the reference answer `gold` (from `reference_answer`)."""
+    _, verify = _math_verify()
+    return bool(answer) and verify(gold, answer)
+
+
 def unreadable(reference: str) -> str:
     return f"the reference {final_reference(reference)[:40]!r} has no answer math-verify can read"
 
@@ -65,12 +77,11 @@ class WrongAnswer(Rule):
         reference = record.get("reference_answer")
         if reference is None:
             return None
-        parse, verify = _math_verify()
         gold = reference_answer(str(reference))
         if not gold:
             return unreadable(str(reference))
-        answer = parse(record["output"])
-        if not answer or not verify(gold, answer):
+        answer = final_answer(record["output"])
+        if not same_answer(gold, answer):
             found = answer[-1] if answer else "nothing"
             return f"answered {str(found)[:40]!r}, reference {str(gold[-1])[:40]!r}"
         return None
