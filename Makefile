@@ -33,7 +33,7 @@ $(LLAMA_CPP_WHEELS)/.built: | $(BIN)/python
 
 $(STAMP): pyproject.toml constraints.txt $(LLAMA_CPP_WHEELS)/.built | $(BIN)/python
 	$(BIN)/pip install --force-reinstall --no-deps --no-index --find-links $(LLAMA_CPP_WHEELS) '$(LLAMA_CPP)'
-	$(BIN)/pip install -c constraints.txt --find-links $(LLAMA_CPP_WHEELS) -e '.[local,train,dev,redis]'
+	$(BIN)/pip install -c constraints.txt --find-links $(LLAMA_CPP_WHEELS) -e '.[local,train,dev,redis,ray,semantic]'
 	$(BIN)/python -m selfinstruct teacher check
 	touch $@
 

@@ -363,9 +363,18 @@ def _list_rules(ctx, _param, value):
     callback=_list_rules,
     help="List the rules presets can use, and exit.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: the same decisions on a Ray cluster (pip install 'selfinstruct[ray]').",
+)
+@click.option("--ray-address", envvar="RAY_ADDRESS", help="--engine ray: join this cluster [a local one].")
+@click.option("--num-cpus", type=click.IntRange(min=1), help="--engine ray: cores of the local cluster [all].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
-def filter_command(src, out, preset, min_score, decontaminate, lsh_storage, quiet):
+def filter_command(src, out, preset, min_score, decontaminate, lsh_storage, engine, ray_address, num_cpus, quiet):
     """Clean an instruction dataset: rules, exact and near-duplicates, decontamination.
 
     SRC is Alpaca JSON, JSONL (either gzipped), Parquet, a run directory or a saved Hugging Face dataset. With
@@ -381,6 +390,9 @@ def filter_command(src, out, preset, min_score, decontaminate, lsh_storage, quie
         lsh_storage=lsh_storage,
         min_score=min_score,
         progress=not quiet,
+        engine=engine,
+        ray_address=ray_address,
+        num_cpus=num_cpus,
     )
     stats = result.stats
     reasons = ", ".join(f"{reason} {count}" for reason, count in stats["rejected"].items()) or "none"
@@ -447,6 +459,27 @@ def export(src, **options):
         click.echo(f"{result.records} records in {result.format} rows: {result.written} (card: {result.card})")
     if result.hub_url:
         click.echo(f"{result.records} records in {result.format} rows: {result.hub_url}")
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="The merged run directory.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier merge in --out.")
+@user_errors
+def merge(run_dirs, out, overwrite):
+    """Combine the run directories of one run's workers (--shard i/N) into one run directory:
+    the records with the duplicates across shards removed, one ledger, cost report and card."""
+    from .merge import merge as merge_runs
+
+    result = merge_runs(list(run_dirs), out, overwrite=overwrite)
+    shards = ", ".join(
+        f"{label}: {figures['records']} records, {figures['duplicate_across_shards']} duplicates"
+        for label, figures in result.stats["shards"].items()
+    )
+    click.echo(
+        f"{result.records} records ({result.surplus} surplus) in {result.out_dir}, {result.duplicates} duplicates "
+        f"across shards removed ({shards})"
+    )
 
 
 @main.command()

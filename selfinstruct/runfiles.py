@@ -45,6 +45,7 @@ RUN_FILES = (
     TEACHER_LOG,
 )
 FILTER_OUTPUT_FILES = (DATA_FILE, REJECTED_FILE, STATS_FILE)
+MERGED_FROM = "merged_from"  # config.json's key that names the shards a merged run directory was made from
 SAVED_DATASET_MARKERS = ("state.json", "dataset_dict.json")  # what `datasets.save_to_disk` leaves in a folder
 
 # What a path handed to selfinstruct is (`kind_of`).

@@ -37,6 +37,17 @@ def assert_no_key_in(directory: Path, key: str = FAKE_KEY) -> None:
             assert key not in path.read_text(errors="replace"), f"API key leaked into {path}"
 
 
+@pytest.fixture(scope="session")
+def redis_url():
+    """A redis-server on loopback for the whole session (see redis_server.py)."""
+    from redis_server import redis_server
+
+    with redis_server() as url:
+        if url is None:
+            pytest.skip("redis-server is not installed (make redis-server)")
+        yield url
+
+
 # ---------------------------------------------------------------- report (built once per session)
 
 

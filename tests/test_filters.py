@@ -491,8 +491,11 @@ def test_shipped_presets():
         "low_score",
         "template_tokens",
         "instruction_cut_off",
-    }  # but what --verify, judge and magpie add
+        "answers_other_task",
+    }  # but what --verify, judge and magpie add, and the sentence-model rule of the `semantic` preset
     assert default.dedup.fields == ("instruction",) and default.dedup.rouge_threshold == 0.7
+    semantic = load_preset("semantic")
+    assert {r.name for r in semantic.rules} == {r.name for r in default.rules} | {"answers_other_task"}
 
 
 def test_rejection_counts_add_up():

@@ -9,9 +9,6 @@ import itertools
 import json
 import multiprocessing
 import random
-import shutil
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,40 +20,9 @@ from selfinstruct.clean.dedup import NEAR_DUPLICATE, DedupSettings, DuplicateInd
 from selfinstruct.clean.dedup.store import RedisStore, parse_redis_url
 from selfinstruct.errors import SelfInstructError
 from selfinstruct.records import read_jsonl, read_records
+from redis_server import free_port
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds" / "seed_tasks.jsonl"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (make redis-server)")
-    port = free_port()
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    import redis
-
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture

@@ -120,7 +120,12 @@ class Cleaner:
         duplicates: list[Duplicate | None] = [None] * len(checked)
         survivors = [i for i, c in enumerate(checked) if c.rejection is None]
         if self.dedup is not None and survivors:
-            found = self.dedup.check_many([(keys[i], self.settings.text(checked[i].record)) for i in survivors])
+            items = [(keys[i], self.settings.text(checked[i].record)) for i in survivors]
+            sketches = [checked[i].sketch for i in survivors]
+            if isinstance(self.dedup, DuplicateIndex) and None not in sketches:  # made beside the rules, elsewhere
+                found = self.dedup.check_many(items, sketches)
+            else:
+                found = self.dedup.check_many(items)
             for i, duplicate in zip(survivors, found):
                 duplicates[i] = duplicate
         return [self._decide(c, d) for c, d in zip(checked, duplicates)]
@@ -179,6 +184,11 @@ class Cleaner:
             raise RuntimeError("restore needs a fresh Cleaner: this one has checked records already")
         self.stats = stats
         self._restored = (kept, rejected)
+
+    def verdict(self, checked: Checked, duplicate: Duplicate | None) -> Verdict:
+        """The verdict on a record whose rules and duplicates were found elsewhere (the Ray
+        engine: clean/ray_engine.py), counted like the others. In record order."""
+        return self._decide(checked, duplicate)
 
     def _decide(self, checked: Checked, duplicate: Duplicate | None) -> Verdict:
         for rule in checked.fixed:

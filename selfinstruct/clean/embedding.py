@@ -37,20 +37,27 @@ TOKENIZER = "tokenizers/l2_supercat_tokenizer_config.json"
 INSTALL_HINT = "pip install wordllama"
 
 
-def model_dir() -> Path:
-    """Where wordllama's bundled files are, without importing it (see the module docstring)."""
-    spec = importlib.util.find_spec(PACKAGE)
+def bundled_dir(package: str, files: Sequence[str], needed_for: str, install_hint: str) -> Path:
+    """The folder of an installed package that ships a model in its wheel, checked to hold
+    `files`, found without importing the package (importing wordllama or the MiniLM package
+    has side effects: logging set up, torch imported)."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise SelfInstructError(
-            f"sentence embeddings need wordllama's bundled model, which is not installed: {INSTALL_HINT}"
-        )
+        raise SelfInstructError(f"{needed_for}, which is not installed: {install_hint}")
     root = Path(spec.submodule_search_locations[0])
-    missing = [name for name in (WEIGHTS, TOKENIZER) if not (root / name).is_file()]
+    missing = [name for name in files if not (root / name).is_file()]
     if missing:
         raise SelfInstructError(
-            f"{root}: wordllama is installed without {', '.join(missing)}; reinstall it: {INSTALL_HINT} --force-reinstall"
+            f"{root}: {package} is installed without {', '.join(missing)}; reinstall it: {install_hint} --force-reinstall"
         )
     return root
+
+
+def model_dir() -> Path:
+    """Where wordllama's bundled files are (see the module docstring)."""
+    return bundled_dir(
+        PACKAGE, (WEIGHTS, TOKENIZER), "sentence embeddings need wordllama's bundled model", INSTALL_HINT
+    )
 
 
 # Llama 2's tokenizer joins the words with "▁" and runs BPE over the whole text, and

@@ -44,6 +44,8 @@ from .cleaner import Cleaner, rejected_record
 from .presets import load_preset
 from .rules.score import LowScore, is_score, with_min_score
 
+ENGINES = ("local", "ray")  # where the decisions are computed: this process, or a Ray cluster (ray_engine.py)
+
 
 @dataclass
 class CleanResult:
@@ -60,8 +62,15 @@ def clean_dataset(
     lsh_storage: str | None = None,
     min_score: float | None = None,
     progress: bool = True,
+    engine: str = "local",
+    ray_address: str | None = None,
+    num_cpus: int | None = None,
 ) -> CleanResult:
-    """`preset`: None = `default`, or `judge` with `min_score`. `progress`: a bar on stderr."""
+    """`preset`: None = `default`, or `judge` with `min_score`. `progress`: a bar on stderr.
+    `engine="ray"`: the same decisions on a Ray cluster (clean/ray_engine.py: `ray_address`
+    or RAY_ADDRESS joins one, else a local one of `num_cpus` cores runs for this call)."""
+    if engine not in ENGINES:
+        raise SettingError(f"{{engine}} {engine!r}: one of {', '.join(ENGINES)}", "engine")
     started = time.monotonic()
     src, out = Path(src), Path(out)
     _refuse_to_overwrite(src, out)
@@ -83,7 +92,15 @@ def clean_dataset(
         namespace=_input_namespace(records) if lsh_storage else "",
     )
     keys = [str(i) for i in range(len(records))]
-    verdicts = cleaner.check_all(records, keys, progress=progress)
+    stage_seconds = {}
+    if engine == "ray":
+        from .ray_engine import check_all_on_ray
+
+        verdicts, stage_seconds = check_all_on_ray(
+            cleaner, records, keys, address=ray_address, num_cpus=num_cpus, progress=progress
+        )
+    else:
+        verdicts = cleaner.check_all(records, keys, progress=progress)
 
     public_id = {key: record.get("id", i) for i, (key, record) in enumerate(zip(keys, records))}
     kept, rejected = [], []
@@ -102,6 +119,8 @@ def clean_dataset(
         "lsh_storage": lsh_storage,
         **({"min_score": min_score} if min_score is not None else {}),
         **cleaning_summary(cleaner.stats),
+        "engine": engine,
+        **({"stage_seconds": stage_seconds} if stage_seconds else {}),
         "seconds": round(time.monotonic() - started, 2),
     }
     with RunDir(out).lock() as written:

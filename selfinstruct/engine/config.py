@@ -22,6 +22,7 @@ from ..errors import SettingError, from_settings
 from ..pricing import Price, dearest, price_for
 from ..teacher.embedded import MODEL_ALIAS
 from .endpoints import EndpointSpec, check_url, read_endpoints_file, unique_labels
+from .shared_run import Shard, index_url, parse_shared_run
 
 C = TypeVar("C", bound="JobConfig")
 
@@ -114,6 +115,20 @@ class JobConfig(BaseModel):
         description="Processes for the rule checks (default: 1 at concurrency 32 or more with a spare core, else 0).",
     )
 
+    # ---- several workers on one run (engine.shared_run)
+    shard: str | None = Field(
+        None,
+        description="i/N: this worker is the i-th of N on one run: it takes every N-th item (answer, judge) or "
+        "request (generate); without --shared-run it also takes 1/N of the target and of --max-cost.",
+    )
+    shared_run: str | None = Field(
+        None,
+        description="redis://HOST:PORT[/DB]?run=NAME: the workers of one run (--shard) share through Redis the "
+        "duplicate index, one --max-cost and one target.",
+    )
+
+    _shard: Shard | None = PrivateAttr(default=None)  # `shard`, parsed once
+
     _endpoint_specs: list[EndpointSpec] = PrivateAttr(default_factory=list)  # read once, by `_read_endpoints`
 
     @model_validator(mode="after")
@@ -136,6 +151,7 @@ class JobConfig(BaseModel):
                 "model",
                 "base_url" if self.endpoints is None else "endpoints",
             )
+        self._check_workers()
         if self.batch and len(self._endpoint_specs) > 1:
             raise SettingError(
                 "a batch runs on one endpoint (the provider's Batch API): give one {base_url}, or leave out {batch}",
@@ -143,6 +159,33 @@ class JobConfig(BaseModel):
                 "base_url",
             )
         return self
+
+    def _check_workers(self) -> None:
+        if self.shard is not None:
+            self._shard = Shard.parse(self.shard)
+        if self.shared_run is None:
+            return
+        parse_shared_run(self.shared_run)
+        if self._shard is None:
+            raise SettingError(
+                "{shared_run} needs {shard} i/N: which worker of the run this one is", "shard", "shared_run"
+            )
+        if self.batch:
+            raise SettingError(
+                "{shared_run} reserves each request's cost as it is sent, which a batch does not do: run the workers "
+                "online, or give each its {shard} without {shared_run} (each then takes 1/N of --max-cost)",
+                "batch",
+                "shared_run",
+            )
+
+    @property
+    def shard_spec(self) -> Shard | None:
+        """Which worker of a run this one is (`--shard`), or None for a run of its own."""
+        return self._shard
+
+    def index_storage(self) -> str | None:
+        """Where the duplicate index lives: `lsh_storage`, else the shared run's Redis."""
+        return self.lsh_storage or (index_url(self.shared_run) if self.shared_run else None)
 
     @property
     def embedded(self) -> bool:

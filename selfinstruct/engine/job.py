@@ -43,6 +43,7 @@ from .costs import CostSummary
 from .endpoints import Via
 from .ledger import Ledger, LedgerState
 from .rundir import RunDir
+from .shared_run import SharedRun
 from .state import JobState
 from .stats_json import stats_json
 from .task import UNPARSEABLE, Parsed, Request, Task
@@ -134,17 +135,34 @@ class Job:
         policy: StopPolicy = StopPolicy(),
     ):
         self.task = task
-        self.work = work_for(task)  # which requests are out, which work items are done
         self.config = config
+        shard = config.shard_spec
+        self.work = work_for(task, shard)  # which requests are out, which work items are done
+        # A worker of a shared run counts against the run's target and cap, in Redis, under its
+        # shard's and its run's name (the runs of one command, `answer --student`'s student and
+        # teacher, keep their money apart), taken first: a second process of it stops here. A
+        # shard on its own takes its part of the target and the cap.
+        worker = f"{shard.name}-{identity_sha256(identity)[:8]}" if config.shared_run else None
+        self.shared = SharedRun(config.shared_run, worker) if worker else None
+        if self.shared is not None:
+            self.shared.join()
+        alone = shard is None or self.shared is not None
+        self.target = task.target if alone else shard.share(task.target)
+        self.max_cost = config.max_cost if alone else shard.share(config.max_cost)
         self.rundir = rundir
         self.identity = identity
         self.price = price
         self.policy = policy
         self.namespace = run_namespace(rundir.path, identity)  # this run, among others sharing an index or a provider
-        self.cleaner = Cleaner(
-            task.preset, reference=task.reference, lsh_storage=config.lsh_storage, namespace=self.namespace
-        )
-        self.checker = RuleChecker(self.cleaner, workers=cleaning_workers(config))
+        try:
+            self.cleaner = Cleaner(
+                task.preset, reference=task.reference, lsh_storage=config.index_storage(), namespace=self.namespace
+            )
+            self.checker = RuleChecker(self.cleaner, workers=cleaning_workers(config))
+        except BaseException:
+            if self.shared is not None:  # the worker's name is free again for the rerun
+                self.shared.leave()
+            raise
         self.checking: deque[Checking] = deque()  # answers in ledger order, their rule checks under way
         self.state = JobState()
         self.ledger: Ledger | None = None
@@ -155,6 +173,8 @@ class Job:
 
     def open(self, ledger: LedgerState) -> None:
         """Start appending (after `replay.restore` has read the ledger back)."""
+        if self.shared is not None:  # what this worker's last process left in Redis, settled by its ledger
+            self.shared.reconcile(ledger.committed_usd)
         self.ledger = Ledger(self.rundir.ledger, ledger)
         self.data = JsonlWriter(self.rundir.data)
         self.surplus = JsonlWriter(self.rundir.surplus)
@@ -168,7 +188,7 @@ class Job:
         leaves for the checkpoint to cut back (data.jsonl grown) or to refuse (a file shorter than
         it says): the next resume then does the same again, or replays the ledger."""
         kept = data + surplus
-        cut = len(kept) if self.task.target is None else min(self.task.target, len(kept))
+        cut = self._room(len(kept), accepted=0)
         if cut > len(data):
             with JsonlWriter(self.rundir.data) as writer:
                 writer.write_many(kept[len(data) : cut])
@@ -185,6 +205,8 @@ class Job:
 
     def close(self) -> None:
         self.checker.close()
+        if self.shared is not None:
+            self.shared.leave()
         for writer in (self.ledger, self.data, self.surplus, self.rejected):
             if writer is not None:
                 writer.close()
@@ -192,7 +214,7 @@ class Job:
     # ------------------------------------------------------------ what to ask next
 
     def finished(self) -> StopReason | None:
-        if self.task.target is not None and self.state.accepted >= self.task.target:
+        if self.target is not None and self.accepted_toward_target() >= self.target:
             return StopReason.TARGET_REACHED
         if self.work.left() == 0:
             return StopReason.WORK_DONE
@@ -202,10 +224,10 @@ class Job:
         """Answers still needed to reach the target at the accepted-per-answer rate so far (before
         any answer, the task's assumed rate): 0 at the target, infinite without a target or
         when answers came and nothing was accepted."""
-        if self.task.target is None:
+        if self.target is None:
             return math.inf
         accepted, answers = self.state.accepted, self.state.answers_decided
-        missing = self.task.target - accepted
+        missing = self.target - self.accepted_toward_target()
         if missing <= 0:
             return 0
         if accepted:
@@ -252,16 +274,28 @@ class Job:
         completion = completion_bound(self.config.model, request.max_tokens, self.config.max_output_tokens)
         return self.price.cost(prompt, completion, batch=batch)
 
-    def would_break_cap(self, reserve_usd: float) -> bool:
+    def accepted_toward_target(self) -> int:
+        """The records in data.jsonl: this run's, or every worker's of a shared run."""
+        return self.shared.accepted() if self.shared is not None else self.state.accepted
+
+    def would_break_cap(self, reserve_usd: float, request_id: str | None = None) -> bool:
         """True when a request reserving `reserve_usd` could take the run past `max_cost`; an
         error when nothing is spent or reserved yet: then no request can ever fit, and the run
-        must not end as if it had reached its cap."""
-        committed = self.ledger.committed_usd
-        if self.config.max_cost is None or committed + reserve_usd <= self.config.max_cost:
+        must not end as if it had reached its cap. A worker of a shared run reserves it in Redis
+        (under `request_id`) against what every worker spent and holds."""
+        if self.max_cost is None:
             return False
+        if self.shared is not None:
+            if self.shared.reserve(request_id, reserve_usd, self.max_cost):
+                return False
+            committed = self.shared.committed()
+        else:
+            committed = self.ledger.committed_usd
+            if committed + reserve_usd <= self.max_cost:
+                return False
         if committed == 0:
             raise SettingError(
-                f"{{max_cost}} (${self.config.max_cost}) is below what one request can cost "
+                f"{{max_cost}} (${self.max_cost}) is below what one request can cost "
                 f"(${reserve_usd:.4f} at most), so nothing was sent: raise {{max_cost}} or lower {{max_tokens}}",
                 "max_cost",
                 "max_tokens",
@@ -304,6 +338,8 @@ class Job:
             **({"batch_id": completion.batch_id} if completion.batch_id is not None else {}),
             **(via.ledger_fields() if via is not None else {}),
         )
+        if self.shared is not None:
+            self.shared.settle(request["request_id"], response["cost_usd"])
         self.state.answered(usage.completion_tokens)
         self.work.answered(request)
         self.check_answer(request, response, live=True)
@@ -323,6 +359,8 @@ class Job:
         details = {"retry_errors": retry_errors} if retry_errors else {}
         details.update(via.ledger_fields() if via is not None else {})
         self.ledger.failure(request["request_id"], error, attempts=attempts, **details)
+        if self.shared is not None:
+            self.shared.release(request["request_id"])
         self.work.released(request)
         if refused:
             return
@@ -337,6 +375,8 @@ class Job:
     def cancel_in_flight(self, requests: list[dict]) -> None:
         """The run stops with these requests unanswered: possibly billed, and free to ask again."""
         self.ledger.cancel_in_flight()
+        if self.shared is not None:
+            self.shared.cancel([request["request_id"] for request in requests])
         for request in requests:
             self.work.released(request)
 
@@ -364,7 +404,7 @@ class Job:
             {"id": f"{request_id}-p{j}", "request_id": request_id, "reason": UNPARSEABLE, "detail": problem}
             for j, problem in enumerate(answer.parsed.problems)
         ]
-        room = len(kept) if self.task.target is None else max(self.task.target - self.state.accepted, 0)
+        room = self._room(len(kept), self.state.accepted)
         self.data.write_many(kept[:room])
         self.surplus.write_many(kept[room:])
         self.rejected.write_many(rejected)
@@ -378,6 +418,14 @@ class Job:
                     f"the last {streak} answers gave nothing usable; see {self.rundir.rejected} "
                     "for why (a stronger teacher or another preset may help); the run is saved",
                 )
+
+    def _room(self, count: int, accepted: int) -> int:
+        """How many of `count` kept records go to data.jsonl (the rest to surplus.jsonl), `accepted`
+        being there: all of them without a target, else those that fit under it (a shared run's,
+        claimed in Redis)."""
+        if self.shared is not None:
+            return self.shared.claim(count, self.target)
+        return count if self.target is None else min(count, max(self.target - accepted, 0))
 
     # ------------------------------------------------------------ reports
 
@@ -393,7 +441,7 @@ class Job:
             model=self.config.model,
             price=self.price,
             accepted=self.state.accepted + self.state.surplus,  # what the money bought, the surplus included
-            max_cost_usd=self.config.max_cost,
+            max_cost_usd=self.max_cost,
         )
 
     def report_if_due(self, status: str) -> None:

@@ -40,11 +40,11 @@ class RunProgress:
     def _counts(self) -> tuple[int | None, int, str]:
         job = self.job
         left = job.work.left()
-        if job.task.target is None and left is not None:
+        if job.target is None and left is not None:
             answered = job.state.answers_decided
             # answers whose records are still being checked are neither answered here nor left
             return answered + len(job.checking) + left, answered, "answered"
-        return job.task.target, job.state.accepted, "accepted"
+        return job.target, job.accepted_toward_target(), "accepted"
 
     def update(self, force: bool = False) -> None:
         now = time.monotonic()

@@ -23,6 +23,7 @@ from .job import Job, JobResult, StopPolicy, StopReason
 from .replay import restore
 from .rundir import RunDir, file_sha256
 from .task import Task
+from .work import shard_items
 
 C = TypeVar("C", bound=JobConfig)
 
@@ -45,6 +46,9 @@ def run_job(
     run.check_usable()
     price = config.price()
     identity = {**task.identity(), "preset_sha256": file_sha256(task.preset.path)}
+    if config.shard is not None:  # a shard's records are its part of the run's: it resumes as that shard only
+        identity["shard"] = str(config.shard_spec)
+        shard_items(task, config.shard_spec)
     with run.lock():
         run.prepare(task.name, identity, config.model_dump(mode="json"), overwrite)
         for start in range(TEACHER_STARTS):

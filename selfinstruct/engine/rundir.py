@@ -30,7 +30,7 @@ from pathlib import Path
 
 from ..errors import SelfInstructError, SettingError, warn
 from ..records import write_json_atomic
-from ..runfiles import CONFIG_FILE, LOCK_FILE, RUN_FILES, RunFiles
+from ..runfiles import CONFIG_FILE, LOCK_FILE, MERGED_FROM, RUN_FILES, RunFiles
 from .checkpoint import made_with
 from .ledger import ledger_header, start_ledger
 
@@ -103,6 +103,12 @@ class RunDir(RunFiles):
         saved = self._saved_run(task, identity)
         if saved is None:
             return
+        if MERGED_FROM in saved:
+            raise SettingError(
+                f"{self.path} is a merge of the runs {', '.join(m['dir'] for m in saved[MERGED_FROM])}: resume each of "
+                "them in its own directory, and merge again; or choose another {out}",
+                "out",
+            )
         if saved["task"] != task:
             raise SettingError(
                 f"{self.path} holds a {saved['task']!r} run, not {task!r}: choose another {{out}}, or {START_OVER}",

@@ -23,7 +23,7 @@ def stats_json(job: Job, status: str) -> dict:
     return {
         "status": status,
         "task": job.task.name,
-        "target": job.task.target,
+        "target": job.target,
         "accepted": state.accepted,
         "surplus": state.surplus,  # kept past the target, in surplus.jsonl
         "requests": totals.requests,

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import replace
 
+from .shared_run import Shard
 from .task import ItemTask, Request, Task
 
 ITEM = "item"  # the request event's key that names its work item
@@ -25,13 +26,15 @@ ITEM = "item"  # the request event's key that names its work item
 
 class OpenWork:
     """The work of a task without a list of items (a bootstrap): request i is the task's i-th,
-    until a target or a stop policy ends the run."""
+    until a target or a stop policy ends the run. A shard's request i is the run's
+    `shard.request_number(i)`: the shards ask what one run would, each its part."""
 
-    def __init__(self, task: Task):
+    def __init__(self, task: Task, shard: Shard | None = None):
         self.task = task
+        self.shard = shard
 
     def next_request(self, index: int) -> Request | None:
-        return self.task.next_request(index)
+        return self.task.next_request(index if self.shard is None else self.shard.request_number(index))
 
     def left(self) -> int | None:
         return None
@@ -96,5 +99,12 @@ class WorkItems(OpenWork):
         return {"items": len(self.task.items), "answered_items": len(self.answered_items)}
 
 
-def work_for(task: Task) -> OpenWork:
-    return WorkItems(task) if isinstance(task, ItemTask) else OpenWork(task)
+def work_for(task: Task, shard: Shard | None = None) -> OpenWork:
+    """The task's work; a shard's part of it (an `ItemTask`'s items are taken by `shard_items`)."""
+    return WorkItems(task) if isinstance(task, ItemTask) else OpenWork(task, shard)
+
+
+def shard_items(task: Task, shard: Shard | None) -> None:
+    """Keep a shard's part of an `ItemTask`'s items (every N-th); once, before its job is made."""
+    if shard is not None and isinstance(task, ItemTask):
+        task.items = shard.take(task.items)

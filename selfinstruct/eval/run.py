@@ -107,6 +107,8 @@ class EvalConfig(JobConfig):
     def _judge_needs_model(self):
         if self.judge_base_url is not None and not self.judge_model:
             raise SettingError("{judge_model} is required with {judge_base_url}", "judge_model", "judge_base_url")
+        if self.shard is not None:  # a score of part of the set, which nothing would merge
+            raise SettingError("an eval scores the whole set: leave out {shard} (use --limit for a part)", "shard")
         return self
 
     def answer_temperature(self) -> float:

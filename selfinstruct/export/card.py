@@ -15,6 +15,7 @@ from pathlib import Path
 from ..engine.costs import usd
 from ..engine.view import rule_counts
 from ..errors import SettingError
+from ..runfiles import MERGED_FROM
 from .pairs import DROP_REASONS, PairStats
 from .provenance import Judging, Provenance
 
@@ -246,6 +247,21 @@ def _generation(facts: Provenance, today: str) -> str:
         rows.append(("seed set", f"{seeds_name}, sha256 `{seeds_sha}`"))
         lines += _md_table(("setting", "value"), rows)
     lines += ["", f"Records generated {dates} (UTC); exported on {today}."]
+    shards = (facts.generation_stats or {}).get("shards") if facts.config and MERGED_FROM in facts.config else None
+    if shards:
+        lines += [
+            "",
+            f"Made by {len(shards)} workers of one run (`--shard i/N`), merged with `selfinstruct merge`, which "
+            "removed the records of a later shard that repeat an earlier one's:",
+            "",
+            "| shard | records | surplus | duplicates of other shards removed | cost (USD) |",
+            "|---|---:|---:|---:|---:|",
+            *(
+                f"| {label} | {f['records']:,} | {f['surplus']:,} | {f['duplicate_across_shards']:,} | "
+                f"{usd(f['cost_usd']) if f.get('cost_usd') is not None else 'unknown'} |"
+                for label, f in shards.items()
+            ),
+        ]
     return "\n".join(lines)
 
 

@@ -22,7 +22,7 @@ def find_duplicates(
     `reference` texts are indexed first and never judged; a duplicate of one has
     `of = -1 - its position in reference`. The decisions equal those of `check` called
     on the texts in order; the MinHashes and band buckets are computed by numpy for all
-    texts together (see `_keep_first`). With `method = "embedding"`, see semantic.py."""
+    texts together (see `keep_first`). With `method = "embedding"`, see semantic.py."""
     if settings.method == "embedding":
         return find_semantic_duplicates(texts, settings, reference)
     all_texts = [*reference, *texts]
@@ -51,7 +51,7 @@ def _keep_first_texts(
         signatures = hasher.signatures(ids[start : start + step], vocabulary.hashes)
         keys[start : start + step] = band_keys(signatures, settings.bands, settings.rows)
         sketches[start : start + step] = sketch(signatures)
-    return _keep_first(keys, ids, sketches, fixed, settings)
+    return keep_first(keys, ids, sketches, fixed, settings)
 
 
 def _shared_buckets(keys: np.ndarray) -> np.ndarray:
@@ -69,7 +69,7 @@ def _shared_buckets(keys: np.ndarray) -> np.ndarray:
     return bucket
 
 
-def _keep_first(
+def keep_first(
     keys: np.ndarray, ids: list[tuple[int, ...]], sketches: np.ndarray, fixed: int, settings: DedupSettings
 ) -> list[int | None]:
     """The keep-first pass over band keys; the first `fixed` texts are kept unjudged.

@@ -34,7 +34,10 @@ def first_duplicate(
     deviations of a 128-value estimate (0.044 there) below that. `candidate_ids(i)` gives candidate i's token ids."""
     if not len(candidates):
         return None
-    likely = np.flatnonzero((candidate_sketches == own_sketch).mean(axis=1) >= settings.min_jaccard)
+    # the share of equal values, as a float like `mean` gives (an exact count over num_perm), without its overhead
+    likely = np.flatnonzero(
+        np.count_nonzero(candidate_sketches == own_sketch, axis=1) / own_sketch.size >= settings.min_jaccard
+    )
     for i in likely.tolist():
         if exceeds(ids, candidate_ids(i), settings.rouge_threshold):
             return candidates[i]
@@ -131,8 +134,8 @@ class DuplicateIndex(KeyedIndex):
     def __init__(self, settings: DedupSettings, store: IndexStore | None = None, namespace: str = ""):
         super().__init__(settings, namespace)
         self.store = store if store is not None else MemoryStore(settings)
-        self.hasher = MinHasher(settings.num_perm, settings.seed)
-        self.vocabulary = Vocabulary()
+        self.sketcher = Sketcher(settings)
+        self.vocabulary = self.sketcher.vocabulary  # token ids for the exact ROUGE-L, local to this index
 
     def __len__(self) -> int:
         return len(self.store)
@@ -154,8 +157,11 @@ class DuplicateIndex(KeyedIndex):
                     self.store.claim_exact(exact_key(text, p.tokens), key)
                     self.store.insert(key, *p)
 
-    def check_many(self, items: Sequence[tuple[str, str]]) -> list[Duplicate | None]:
-        prepared = self._prepare([text for _, text in items])
+    def check_many(
+        self, items: Sequence[tuple[str, str]], sketches: Sequence[TextSketch] | None = None
+    ) -> list[Duplicate | None]:
+        """`sketches`: the texts' `TextSketch`es when they were made elsewhere (a rule worker)."""
+        prepared = self._prepare([text for _, text in items], sketches)
         return [self._check(self.prefix + key, text, p) for (key, text), p in zip(items, prepared)]
 
     def _check(self, key: str, text: str, prepared: "_Prepared") -> Duplicate | None:
@@ -191,14 +197,42 @@ class DuplicateIndex(KeyedIndex):
             raise self._reused_key(key)
         return True
 
-    def _prepare(self, texts: Sequence[str]) -> list["_Prepared"]:
+    def _prepare(self, texts: Sequence[str], sketches: Sequence[TextSketch] | None = None) -> list["_Prepared"]:
+        if sketches is None:
+            return [_Prepared(*fields) for fields in zip(*self.sketcher.parts(texts))]
+        return [_Prepared(s.tokens, self.vocabulary.encode(s.tokens), s.signature, s.band_keys) for s in sketches]
+
+
+class TextSketch(NamedTuple):
+    """What a text's duplicate check needs that does not depend on the index: its tokens, MinHash
+    values and band keys. Any process can make it (`generate`'s rule workers do, beside the
+    rules), as the values are functions of the tokens alone."""
+
+    tokens: list[str]
+    signature: np.ndarray  # uint32 MinHash values
+    band_keys: list[int]
+
+
+class Sketcher:
+    """`TextSketch`es of many texts at once (the MinHashes in one numpy pass)."""
+
+    def __init__(self, settings: DedupSettings):
+        self.settings = settings
+        self.hasher = MinHasher(settings.num_perm, settings.seed)
+        self.vocabulary = Vocabulary()
+
+    def sketch(self, texts: Sequence[str]) -> list[TextSketch]:
+        tokens, _, signatures, keys = self.parts(texts)
+        return [TextSketch(*fields) for fields in zip(tokens, signatures, keys)]
+
+    def parts(self, texts: Sequence[str]) -> tuple[list, list, list, list]:
+        """The texts' tokens, token ids (of `vocabulary`), MinHash values and band keys."""
+        if not texts:
+            return [], [], [], []
         tokens = [tokenize(text) for text in texts]
         ids = [self.vocabulary.encode(t) for t in tokens]
-        if not texts:
-            return []
         signatures = self.hasher.signatures(ids, self.vocabulary.hashes)
-        keys = band_keys(signatures, self.settings.bands, self.settings.rows).tolist()
-        return [_Prepared(*fields) for fields in zip(tokens, ids, signatures, keys)]
+        return tokens, ids, list(signatures), band_keys(signatures, self.settings.bands, self.settings.rows).tolist()
 
 
 class _Prepared(NamedTuple):

@@ -99,6 +99,7 @@ class Checked:
     record: dict  # after the rules' repairs
     rejection: Rejection | None
     fixed: list[str]  # names of the rules that repaired it
+    sketch: object = None  # a kept record's dedup.TextSketch, when a rule worker made it (clean/workers.py)
 
 
 class RuleSet:

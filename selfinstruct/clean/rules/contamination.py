@@ -21,6 +21,11 @@ class Contaminated(Rule):
     def model_post_init(self, _context) -> None:
         self._ngrams = BenchmarkNgrams.from_files(self.benchmarks, self.ngram)
 
+    def check_many(self, records):
+        if not self.benchmarks:  # nothing to overlap: no need to cut the records into n-grams
+            return [None] * len(records)
+        return super().check_many(records)
+
     def check(self, record):
         found = self._ngrams.find("\n".join(record[f] for f in self.fields))
         return f"{self.ngram}-gram {found!r}" if found is not None else None

@@ -1,29 +1,48 @@
 """Is the output an answer to this instruction at all?
 
-A teacher asked for 20 tasks at once loses track and gives a task the answer of another.
-Such an output shares no content word with its instruction and input, and its sentence
-embedding points elsewhere. Both are checked, the cheap one first:
+A teacher asked for 20 tasks at once loses track and gives a task the answer of another; a
+shuffled batch or a mis-joined file does the same. Two rules, each a cheap screen first and
+a sentence model (all-MiniLM-L6-v2, clean/sentence_model.py) only for the records the
+screen cannot clear:
 
+`off_topic_output`: the output is not about its instruction.
 1. an output of fewer than `min_output_words` words is kept: "Positive", "3", "Rust"
    carry too little meaning to judge;
-2. an output that shares a content word with the instruction or input is kept (most
-   records: no embedding needed);
-3. else the cosine of the embeddings (wordllama, see clean/embedding.py) of
-   "instruction + input" and of the output decides: below `min_cosine`, off topic.
+2. an output that shares a content word with the instruction or input is kept, and so is
+   one whose static embedding (wordllama, clean/embedding.py: microseconds) has a cosine of
+   at least `screen_cosine` with them (most records: no sentence model needed);
+3. else, with `sentence_model = true` (the `semantic` preset), the sentence model's cosine of
+   "instruction + input" and the output decides: below `min_sentence_cosine`, off topic.
+   Without it (the default preset: the sentence model costs too much CPU for `generate`'s
+   pace, filters/README.md), the static cosine below `min_cosine` decides.
 
-Static embeddings know words, not the world: "Suggest shows like Squid Game" -> "Hellbound,
-Sweet Home" has a cosine near 0. So `min_cosine` is set just below what real answers
-reach: on the four human-written sets of filters/README.md, 0 rejects about 1% of them and
-about a quarter of outputs moved to another instruction of the same set.
+`answers_other_task`: the output is closer to another instruction of the same teacher answer
+(the records with the same `request_id`, which `generate` writes) than to its own. Math
+word problems all share one vocabulary, so a swapped solution is not "off topic" (its
+cosine with any GSM8K question is 0.3-0.6), but its own question is then not the nearest:
+1. the static embeddings of the answer's outputs and instructions are compared; an output
+   whose own instruction is nearest, or within `screen_margin` of the nearest, is kept;
+2. else the sentence model compares the output with its own instruction and that nearest
+   rival: the rival closer by more than `margin`, rejected, unless the two instructions
+   are alike (cosine `max_instruction_cosine` or more: either answer fits).
+Records without a `request_id` (a finished file of another origin) have no siblings to
+compare: the first rule alone judges them.
+
+The thresholds were set on outputs moved between the instructions of GSM8K, self-instruct's
+and T0's tasks, and the real pairs (filters/README.md has the figures and the cost).
 """
 
 from __future__ import annotations
 
 import re
+from collections import defaultdict
+from collections.abc import Sequence
 
-from pydantic import Field
+import numpy as np
+from pydantic import Field, PrivateAttr
 
-from ..embedding import model_dir
+from ..embedding import model_dir as static_model_dir
+from ..sentence_model import model_dir as sentence_model_dir
 from .base import Rule
 
 # Words that say nothing about a topic: function words, and the words of asking itself
@@ -46,33 +65,140 @@ def content_words(text: str) -> set[str]:
     return {word[:6] for word in _WORD.findall(text.lower()) if len(word) >= 3 and word not in _STOPWORDS}
 
 
-class OffTopicOutput(Rule):
-    name = "off_topic_output"
-    reason = "output is about something else: no content word in common with the instruction and input, and a low embedding cosine"
-    min_cosine: float = Field(0.0, ge=-1, le=1)
+def prompt_text(record: dict) -> str:
+    """What the output answers: the instruction and its input."""
+    return f"{record['instruction']}\n{record['input']}"
+
+
+class SentenceModelRule(Rule):
+    """A rule that asks the sentence model about the records its screen could not clear."""
+
     min_output_words: int = Field(6, ge=1)
+    max_tokens: int = Field(128, ge=8, le=512)  # word pieces of each text the sentence model reads
+    model_threads: int = Field(1, ge=1)  # BLAS threads: generate's rule workers already run one per core
+    _model_records: int = PrivateAttr(0)  # records that reached the sentence model in this process
+
+    @property
+    def model_records(self) -> int:
+        """How many records the screen could not clear, so far (the cost's main term)."""
+        return self._model_records
 
     def model_post_init(self, _context) -> None:
-        model_dir()  # a missing wordllama fails when the preset loads, with the pip command; the model loads at first use
+        # a missing model fails when the preset loads, with the pip command; it loads at first use
+        static_model_dir()
+        sentence_model_dir()
 
     def check(self, record):
         return self.check_many([record])[0]
 
+    def judged(self, record: dict) -> bool:
+        return len(record["output"].split()) >= self.min_output_words
+
+    def sentence_vectors(self, texts: list[str]) -> np.ndarray:
+        from threadpoolctl import threadpool_limits
+
+        from ..sentence_model import sentence_model
+
+        with threadpool_limits(self.model_threads):
+            return sentence_model(self.max_tokens).embed(texts)
+
+
+class OffTopicOutput(SentenceModelRule):
+    name = "off_topic_output"
+    reason = "output is about something else: no content word in common with the instruction and input, and a low embedding cosine"
+    # False (the default preset's): the static cosine alone decides, below `min_cosine`, a few
+    # microseconds a record; True: below `screen_cosine` the sentence model decides, below
+    # `min_sentence_cosine` (50-90 ms a record that reaches it)
+    sentence_model: bool = False
+    min_cosine: float = Field(0.0, ge=-1, le=1)
+    screen_cosine: float = Field(0.2, ge=-1, le=1)
+    min_sentence_cosine: float = Field(0.12, ge=-1, le=1)
+
+    def model_post_init(self, _context) -> None:
+        static_model_dir()
+        if self.sentence_model:
+            sentence_model_dir()
+
     def check_many(self, records):
-        prompts = [f"{record['instruction']}\n{record['input']}" for record in records]
+        from ..embedding import embedder
+
+        prompts = [prompt_text(record) for record in records]
         unsure = [
             i
             for i, (prompt, record) in enumerate(zip(prompts, records))
-            if len(record["output"].split()) >= self.min_output_words
-            and content_words(prompt).isdisjoint(content_words(record["output"]))
+            if self.judged(record) and content_words(prompt).isdisjoint(content_words(record["output"]))
         ]
         details: list[str | None] = [None] * len(records)
         if unsure:
-            from ..embedding import embedder
-
             vectors = embedder().embed([text for i in unsure for text in (prompts[i], records[i]["output"])])
-            cosines = (vectors[0::2] * vectors[1::2]).sum(axis=1)
-            for i, cosine in zip(unsure, cosines.tolist()):
-                if cosine < self.min_cosine:
-                    details[i] = f"no shared word, cosine {cosine:.2f} < {self.min_cosine}"
+            if not self.sentence_model:
+                for i, cosine in zip(unsure, pair_cosines(vectors)):
+                    if cosine < self.min_cosine:
+                        details[i] = f"no shared word, cosine {cosine:.2f} < {self.min_cosine}"
+                return details
+            unsure = [i for i, cosine in zip(unsure, pair_cosines(vectors)) if cosine < self.screen_cosine]
+        if unsure:
+            self._model_records += len(unsure)
+            vectors = self.sentence_vectors([text for i in unsure for text in (prompts[i], records[i]["output"])])
+            for i, cosine in zip(unsure, pair_cosines(vectors)):
+                if cosine < self.min_sentence_cosine:
+                    details[i] = f"no shared word, sentence cosine {cosine:.2f} < {self.min_sentence_cosine}"
+        return details
+
+
+def pair_cosines(vectors: np.ndarray) -> list[float]:
+    """The cosine of each pair of consecutive unit vectors: texts embedded as [a1, b1, a2, b2...]."""
+    return (vectors[0::2] * vectors[1::2]).sum(axis=1).tolist()
+
+
+def siblings(records: Sequence[dict]) -> list[list[int]]:
+    """The indexes of the records of each teacher answer (same `request_id`) with 2+ records."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, record in enumerate(records):
+        if request_id := record.get("request_id"):
+            groups[request_id].append(i)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+class AnswersOtherTask(SentenceModelRule):
+    name = "answers_other_task"
+    reason = "output answers another instruction of the same teacher answer: it is closer to that one than to its own"
+    # differences of two cosines: -2 to 2
+    screen_margin: float = Field(0.1, ge=-2, le=2)
+    margin: float = Field(0.15, ge=-2, le=2)
+    # a rival instruction this close to the record's own asks nearly the same thing ("What causes
+    # the ocean tides?", "What causes the moon tides?"): either answer fits, no verdict
+    max_instruction_cosine: float = Field(0.6, ge=-1, le=1)
+
+    def check_many(self, records):
+        from ..embedding import embedder
+
+        details: list[str | None] = [None] * len(records)
+        suspects: list[tuple[int, int]] = []  # (record, the instruction its output seems to answer)
+        for group in siblings(records):
+            prompts = embedder().embed([prompt_text(records[i]) for i in group])
+            outputs = embedder().embed([records[i]["output"] for i in group])
+            cosines = outputs @ prompts.T
+            own = np.diag(cosines).copy()
+            np.fill_diagonal(cosines, -np.inf)
+            rivals = cosines.argmax(axis=1)
+            for row, i in enumerate(group):
+                if self.judged(records[i]) and cosines[row, rivals[row]] - own[row] > self.screen_margin:
+                    suspects.append((i, group[rivals[row]]))
+        if suspects:
+            self._model_records += len(suspects)
+            texts = [
+                text
+                for i, j in suspects
+                for text in (records[i]["output"], prompt_text(records[i]), prompt_text(records[j]))
+            ]
+            vectors = self.sentence_vectors(texts)
+            outputs, own, rival = vectors[0::3], vectors[1::3], vectors[2::3]
+            gaps = (outputs * rival).sum(axis=1) - (outputs * own).sum(axis=1)
+            alike = (own * rival).sum(axis=1)
+            for (i, j), gap, similar in zip(suspects, gaps.tolist(), alike.tolist()):
+                if gap > self.margin and similar < self.max_instruction_cosine:
+                    details[i] = (
+                        f"closer to the instruction of {records[j].get('id', 'another record')} by {gap:.2f} (sentence cosine)"
+                    )
         return details

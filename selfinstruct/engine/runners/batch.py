@@ -166,7 +166,7 @@ class BatchRunner(Runner):
         its yield says is missing: the assumed yield at first, for at most a first round, then
         the yield seen (another first round while answers came and none was kept)."""
         job = self.job
-        if job.task.target is None:
+        if job.target is None:
             return MAX_REQUESTS
         needed = job.requests_to_target()
         if math.isinf(needed):
@@ -252,7 +252,7 @@ class BatchRunner(Runner):
     def _wait(self, submission: Submission) -> RemoteBatch:
         started = time.monotonic()
         accepted = self.job.state.accepted
-        target = f"{accepted}/{self.job.task.target} accepted" if self.job.task.target else f"{accepted} kept"
+        target = f"{accepted}/{self.job.target} accepted" if self.job.target else f"{accepted} kept"
         bar = tqdm(
             total=len(submission.requests),
             desc=f"batch {submission.key} ({target})",

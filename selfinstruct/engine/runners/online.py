@@ -117,7 +117,7 @@ class OnlineRunner(Runner):
         planned = self.job.plan()
         if planned is None:
             return False
-        if self.job.would_break_cap(planned.reserve_usd):
+        if self.job.would_break_cap(planned.reserve_usd, planned.request_id):
             return True
         return planned, self.job.send(planned)
 

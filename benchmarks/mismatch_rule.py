@@ -1,0 +1,334 @@
+"""Outputs that answer another instruction: the labelled sets, the rules' accuracy and cost,
+and the sentence-model runtimes compared.
+
+    .venv/bin/python benchmarks/mismatch_rule.py             # about 10 minutes on 2 cores
+    .venv/bin/python benchmarks/mismatch_rule.py --part accuracy   # no timings
+    flock /tmp/h3/bench.lock .venv/bin/python benchmarks/mismatch_rule.py --part timings   # added
+
+Labelled sets, all made here from fixed seeds (nothing written but the results):
+- good: real pairs of GSM8K (600 of the 6,473 problems filters/README.md holds out),
+  self-instruct's 175 seeds and 252 user-oriented tasks (first instance), and T0 (every
+  11th prompt of the first 11,000 with its completion; T0 has 1,000 of them);
+- moved (a mis-joined or shuffled file): each set with its outputs moved to other
+  instructions of the same set, a fixed permutation without fixed points, no `request_id`;
+- in-answer (a teacher that lost track): the same records in groups of 20 sharing a
+  `request_id`, as `generate` writes them, and in each group 4 records whose outputs are
+  rotated among themselves; the other 16 are good records in the same groups;
+- teacher: candidates of the embedded teacher (SmolLM2-135M, `selfinstruct generate`),
+  labelled by reading (benchmarks/data/teacher_mismatch_labels.jsonl).
+T0's completions are mostly a few words ("positive", "subjective idealism"): too short to
+judge, they are kept, so recall is given over the outputs of `min_output_words` or more
+words ("judged") and over all of them.
+
+Then the CPU cost per record of the two rules in batches of 20 (one teacher answer): for a
+record the screens clear and for one that reaches the sentence model, and the fraction
+that reaches it; and the sentence model's runtimes (numpy float32 at 64/128/256 tokens, torch float32
+and int8 dynamic quantization at 64/128 tokens, one thread each), texts per CPU second
+measured in the same run, with each one's agreement with the numpy float32 reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from quality_rules import SHARED, first_instances, moved_outputs, t0_prompts  # noqa: E402
+
+from selfinstruct.clean import load_preset  # noqa: E402
+from selfinstruct.clean.rules import RuleSet  # noqa: E402
+from selfinstruct.clean.rules.topic import OffTopicOutput, prompt_text  # noqa: E402
+from selfinstruct.clean.sentence_model import SentenceModel, model_dir  # noqa: E402
+
+LABELS = ROOT / "benchmarks" / "data" / "teacher_mismatch_labels.jsonl"
+GROUP = 20
+ROTATED = 4
+RULES = ("off_topic_output", "answers_other_task")
+
+
+def shared_sets() -> dict[str, list[dict]]:
+    gsm = [json.loads(line) for line in (SHARED / "gsm8k" / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    calibration = set(random.Random(0).sample(range(len(gsm)), 1000))  # quality_rules.py's sample
+    held_out = [i for i in range(len(gsm)) if i not in calibration]
+    return {
+        "gsm8k": [
+            {"instruction": gsm[i]["instruction"], "input": "", "output": gsm[i]["output"]}
+            for i in sorted(random.Random(1).sample(held_out, 600))
+        ],
+        "seeds175": first_instances(SHARED / "self-instruct" / "seed_tasks.jsonl"),
+        "user252": first_instances(SHARED / "self-instruct" / "user_oriented_instructions.jsonl"),
+        "t0": [{"instruction": p["prompt"], "input": "", "output": p["completion"]} for p in t0_prompts()[:11000:11]],
+    }
+
+
+def in_answers(records: list[dict], name: str, rotate: int = ROTATED) -> tuple[list[dict], list[bool]]:
+    """Groups of GROUP records sharing a request_id; in each, `rotate` outputs rotated."""
+    rng = random.Random(2)
+    out, moved = [], []
+    for start in range(0, len(records) - GROUP + 1, GROUP):
+        group = [
+            {**r, "request_id": f"{name}-{start}", "id": f"{name}-{start}-{k}"}
+            for k, r in enumerate(records[start : start + GROUP])
+        ]
+        chosen = rng.sample(range(GROUP), rotate)
+        outputs = [group[k]["output"] for k in chosen]
+        for k, output in zip(chosen, outputs[1:] + outputs[:1]):
+            group[k] = {**group[k], "output": output}
+        out += group
+        moved += [k in chosen for k in range(GROUP)]
+    return out, moved
+
+
+def teacher_set() -> tuple[list[dict], list[bool]]:
+    if not LABELS.is_file():
+        return [], []
+    rows = [json.loads(line) for line in LABELS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return rows, [row["label"] == "mismatched" for row in rows]
+
+
+def decisions(rules: list, records: list[dict]) -> list[str | None]:
+    """The first of `rules` to reject each record (batches of GROUP, as generate checks them)."""
+    ruleset = RuleSet(rules)
+    out = []
+    for start in range(0, len(records), GROUP):
+        out += [c.rejection.rule if c.rejection else None for c in ruleset.check_many(records[start : start + GROUP])]
+    return out
+
+
+def rate(flags) -> float:
+    flags = list(flags)
+    return round(sum(flags) / len(flags), 4) if flags else float("nan")
+
+
+def accuracy(rules: list, sets: dict[str, list[dict]], min_words: int) -> dict:
+    out = {}
+    for name, records in sets.items():
+        judged = [len(r["output"].split()) >= min_words for r in records]
+        moved = moved_outputs(records)
+        moved_judged = [len(r["output"].split()) >= min_words for r in moved]
+        answers, rotated = in_answers(records, name)
+        said_moved = decisions(rules, moved)
+        said_answers = decisions(rules, answers)
+        said_good = decisions(rules, records)
+        out[name] = {
+            "records": len(records),
+            "false_rejects_plain": rate(d is not None for d in said_good),
+            "false_rejects_in_answers": rate(d is not None for d, m in zip(said_answers, rotated) if not m),
+            "moved_caught_judged": rate(d is not None for d, j in zip(said_moved, moved_judged) if j),
+            "moved_caught_all": rate(d is not None for d in said_moved),
+            "in_answer_caught_judged": rate(
+                d is not None
+                for d, m, r in zip(said_answers, rotated, answers)
+                if m and len(r["output"].split()) >= min_words
+            ),
+            "in_answer_caught_all": rate(d is not None for d, m in zip(said_answers, rotated) if m),
+            "moved_judged_share": rate(moved_judged),
+            "good_judged_share": rate(judged),
+        }
+    return out
+
+
+def preset_false_rejects(sets: dict[str, list[dict]]) -> dict:
+    """The whole `semantic` preset (the default plus RULES) on good records, and the share each of RULES rejects."""
+    ruleset = RuleSet(load_preset("semantic").rules)
+    out = {}
+    for name, records in sets.items():
+        reasons = [c.rejection.rule if c.rejection else None for c in ruleset.check_many(records)]
+        out[name] = {"preset": rate(r is not None for r in reasons)} | {
+            rule: rate(r == rule for r in reasons) for rule in RULES
+        }
+    return out
+
+
+def cost(rules: list, corpora: dict[str, list[dict]]) -> dict:
+    """CPU µs per record of each rule in batches of GROUP, and the share reaching the model."""
+    out = {}
+    for name, records in corpora.items():
+        batches = [records[i : i + GROUP] for i in range(0, len(records), GROUP)]
+        row = {}
+        for rule in rules:
+            reached = rule.model_records
+            started = time.process_time()
+            for batch in batches:
+                rule.check_many(batch)
+            seconds = time.process_time() - started
+            row[rule.name] = {
+                "us_per_record": round(seconds / len(records) * 1e6, 1),
+                "reach_model": round((rule.model_records - reached) / len(records), 4),
+            }
+        out[name] = row
+    return out
+
+
+def runtimes(texts: list[str]) -> dict:
+    """Texts/s of each way to run the model, and its cosine agreement with numpy float32 at 128 tokens."""
+    import torch
+    from threadpoolctl import threadpool_limits
+    from transformers import AutoModel, AutoTokenizer
+
+    root = model_dir()
+    reference = SentenceModel(root, 128)
+    with threadpool_limits(1):
+        base = reference.embed(texts)
+    out = {}
+
+    def timed(label: str, embed, threads: int):
+        # CPU seconds, not wall: what a run pays, and steady on a machine shared with other jobs
+        embed(texts[:8])
+        started = time.process_time()
+        vectors = embed(texts)
+        seconds = time.process_time() - started
+        out[label] = {
+            "texts_per_s": round(len(texts) / seconds, 1),
+            "threads": threads,
+            "min_cosine_with_reference": round(float((vectors * base).sum(axis=1).min()), 4),
+        }
+        print(label, out[label], flush=True)
+
+    for tokens in (64, 128, 256):
+        with threadpool_limits(1):
+            timed(f"numpy fp32 {tokens} tokens", SentenceModel(root, tokens).embed, 1)
+    tokenizer = AutoTokenizer.from_pretrained(str(root))
+    bert = AutoModel.from_pretrained(str(root)).eval()
+
+    def torch_embed(model, tokens):
+        def embed(batch_texts):
+            vectors = []
+            order = sorted(range(len(batch_texts)), key=lambda i: len(batch_texts[i]))
+            with torch.inference_mode():
+                for start in range(0, len(order), 32):
+                    rows = order[start : start + 32]
+                    encoded = tokenizer(
+                        [batch_texts[i] for i in rows],
+                        padding=True,
+                        truncation=True,
+                        max_length=tokens,
+                        return_tensors="pt",
+                    )
+                    hidden = model(**encoded).last_hidden_state
+                    mask = encoded["attention_mask"].unsqueeze(-1).float()
+                    pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+                    vectors.append((rows, pooled.numpy()))
+            result = np.zeros((len(batch_texts), pooled.shape[1]), dtype=np.float32)
+            for rows, block in vectors:
+                result[rows] = block
+            return result
+
+        return embed
+
+    int8 = torch.ao.quantization.quantize_dynamic(bert, {torch.nn.Linear}, dtype=torch.qint8)
+    torch.set_num_threads(1)
+    for tokens in (64, 128):
+        timed(f"torch fp32 {tokens} tokens", torch_embed(bert, tokens), 1)
+        timed(f"torch int8 dynamic {tokens} tokens", torch_embed(int8, tokens), 1)
+    return out
+
+
+def model_accuracy(sets: dict[str, list[dict]], min_words: int) -> dict:
+    """Recall of moved outputs and false rejects of off_topic_output's model stage alone (no
+    screen) at 64/128/256 tokens, at its default min_sentence_cosine: what truncation costs."""
+    out = {}
+    threshold = OffTopicOutput.model_fields["min_sentence_cosine"].default
+    for tokens in (64, 128, 256):
+        model = SentenceModel(model_dir(), tokens)
+        row = {}
+        for name, records in sets.items():
+            good = [r for r in records if len(r["output"].split()) >= min_words]
+            moved = [r for r in moved_outputs(records) if len(r["output"].split()) >= min_words]
+            cosines = {}
+            for label, rs in (("good", good), ("moved", moved)):
+                vectors = model.embed([t for r in rs for t in (prompt_text(r), r["output"])])
+                cosines[label] = (vectors[0::2] * vectors[1::2]).sum(axis=1)
+            row[name] = {
+                "moved_caught": rate(cosines["moved"] < threshold),
+                "false_rejects": rate(cosines["good"] < threshold),
+            }
+        out[f"{tokens} tokens"] = row
+    return out
+
+
+def timings(sets: dict[str, list[dict]]) -> dict:
+    """The cost figures (run alone on the machine: `flock /tmp/h3/bench.lock ...`)."""
+    preset = {rule.name: rule for rule in load_preset("semantic").rules}
+    rules = [preset[name] for name in RULES]
+    out = {"load_average_timings": os.getloadavg()}
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # as in the rule workers; two BLAS threads on a busy machine spin
+        out["model_stage_by_tokens"] = model_accuracy({"user252": sets["user252"]}, rules[0].min_output_words)
+    corpora = {name: in_answers(records, name)[0] for name, records in sets.items()}
+    corpora["gsm8k moved"] = moved_outputs(sets["gsm8k"])
+    corpora["user252 moved"] = moved_outputs(sets["user252"])
+    rules[0].check_many(sets["seeds175"][:40])  # load both models outside the timing
+    out["cpu_us_per_record"] = cost(rules, corpora)
+    print(json.dumps(out["cpu_us_per_record"]), flush=True)
+    texts = [t for r in sets["user252"][:50] for t in (prompt_text(r), r["output"])]
+    out["runtimes"] = runtimes(texts)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "mismatch_rule_results.json")
+    parser.add_argument(
+        "--part", choices=("accuracy", "timings", "all"), default="all", help="timings: added to --json"
+    )
+    args = parser.parse_args()
+
+    sets = shared_sets()
+    if args.part == "timings":
+        results = json.loads(args.json.read_text(encoding="utf-8"))
+        results.update(timings(sets))
+        args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+        return
+    preset = {rule.name: rule for rule in load_preset("semantic").rules}
+    rules = [preset[name] for name in RULES]
+    min_words = rules[0].min_output_words
+    results = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "load_average": os.getloadavg(),
+        "settings": {rule.name: rule.model_dump() for rule in rules},
+        "accuracy": accuracy(rules, sets, min_words),
+    }
+    teacher, labels = teacher_set()
+    if teacher:
+        said = decisions(rules, teacher)
+        results["teacher"] = {
+            "records": len(teacher),
+            "mismatched": sum(labels),
+            "caught": sum(d is not None for d, m in zip(said, labels) if m),
+            "false_rejects": sum(d is not None for d, m in zip(said, labels) if not m),
+            "rejected": [
+                {"id": r.get("id"), "rule": d, "label": r["label"]} for r, d in zip(teacher, said) if d is not None
+            ],
+        }
+    results["preset_false_rejects"] = preset_false_rejects(
+        {
+            **sets,
+            **{f"{name} in answers": in_answers(records, name, rotate=0)[0] for name, records in sets.items()},
+        }
+    )
+    print(
+        json.dumps(results["accuracy"]), json.dumps(results.get("teacher")), json.dumps(results["preset_false_rejects"])
+    )
+    if args.part == "all":
+        results.update(timings(sets))
+    args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
