@@ -42,7 +42,7 @@ def free_port() -> int:
 
 
 class StandIn:
-    def __init__(self, latency: float, tasks: int):
+    def __init__(self, latency: float, tasks: int, start_timeout_s: float = 30):
         self.port = free_port()
         self.process = subprocess.Popen(
             [
@@ -56,13 +56,13 @@ class StandIn:
                 str(tasks),
             ]
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + start_timeout_s  # it reads the T0 prompts first
         while True:
             try:
                 self.stats()
                 return
             except OSError:
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or self.process.poll() is not None:
                     raise
                 time.sleep(0.1)
 

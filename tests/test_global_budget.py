@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from generate_scale import StandIn  # noqa: E402
+
 from selfinstruct.engine.shared_run import Shard, SharedRun
 from selfinstruct.errors import SettingError
 from selfinstruct.merge import merge
@@ -121,28 +124,6 @@ def test_shards_split_items_target_and_cap():
 # ---------------------------------------------------------------- three generate workers
 
 
-def standin(tmp_path: Path) -> tuple[subprocess.Popen, str]:
-    from redis_server import free_port
-
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "benchmarks" / "standin.py"), "--port", str(port), "--latency", "0.02"],
-        stdout=open(tmp_path / "standin.log", "w"),
-        stderr=subprocess.STDOUT,
-    )
-    import urllib.request
-
-    deadline = time.monotonic() + 120  # it reads the T0 prompts first: slow on a loaded machine
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=1)
-            break
-        except OSError:
-            assert time.monotonic() < deadline and process.poll() is None, "the stand-in did not start"
-            time.sleep(0.05)
-    return process, f"http://127.0.0.1:{port}/v1"
-
-
 def generate(out: Path, base_url: str, shard: str, run_url: str, cap: float) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "selfinstruct", "generate", "--out", str(out), "--base-url", base_url]
@@ -161,7 +142,8 @@ def answers(out: Path) -> int:
 
 def test_three_workers_one_killed_and_restarted_stay_under_the_cap(run_url, tmp_path):
     cap = 0.04  # about 25 answers of 20 tasks at gpt-4o-mini's price
-    server, base_url = standin(tmp_path)
+    server = StandIn(latency=0.02, tasks=20, start_timeout_s=120)  # slow to start on a loaded machine
+    base_url = server.base_url
     outs = [tmp_path / f"w{i}" for i in (1, 2, 3)]
     try:
         workers = [generate(out, base_url, f"{i}/3", run_url, cap) for i, out in enumerate(outs, 1)]
@@ -183,7 +165,7 @@ def test_three_workers_one_killed_and_restarted_stay_under_the_cap(run_url, tmp_
         client.hdel(f"selfinstruct:run:{name}:leases", worker2)
         assert generate(outs[1], base_url, "2/3", run_url, cap).wait(timeout=120) == 0
     finally:
-        server.kill()
+        server.close()
 
     costs = [json.loads(RunFiles(out).cost.read_text()) for out in outs]
     spent = sum(cost["cost_usd"] for cost in costs)

@@ -423,9 +423,11 @@ class Job:
         """How many of `count` kept records go to data.jsonl (the rest to surplus.jsonl), `accepted`
         being there: all of them without a target, else those that fit under it (a shared run's,
         claimed in Redis)."""
+        if self.target is None:
+            return count
         if self.shared is not None:
             return self.shared.claim(count, self.target)
-        return count if self.target is None else min(count, max(self.target - accepted, 0))
+        return min(count, max(self.target - accepted, 0))
 
     # ------------------------------------------------------------ reports
 

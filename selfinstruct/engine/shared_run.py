@@ -133,6 +133,9 @@ local function total(p)
   for _, v in ipairs(redis.call('HVALS', p .. 'held')) do sum = sum + tonumber(v) end
   return sum
 end
+"""
+# Whether this process holds the worker's lease: "TOKEN|EXPIRES|HOLDER" starts with its token.
+_LEASED = """
 local function leased(p, worker, token)
   local lease = redis.call('HGET', p .. 'leases', worker)
   return lease and string.sub(lease, 1, string.len(token)) == token
@@ -141,6 +144,7 @@ end
 # ARGV: prefix, worker, token, request id, amount, cap -> {1 | 0 (over the cap) | -1 (lease lost), total}
 _RESERVE = (
     _TOTAL
+    + _LEASED
     + """
 local p, worker, token, rid, amount, cap = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 if not leased(p, worker, token) then return {-1, '0'} end
@@ -175,11 +179,11 @@ return {n, sum + n}
 # ARGV: prefix, worker, token, now, lease seconds, holder, join ('1': also forget the count of kept records)
 # -> {1} or {0, the live holder}
 _LEASE = (
-    _TOTAL
+    _LEASED
     + """
 local p, worker, token, now, ttl, holder = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local lease = redis.call('HGET', p .. 'leases', worker)
-if lease and string.sub(lease, 1, string.len(token)) ~= token then
+if lease and not leased(p, worker, token) then
   local _, _, expires, who = string.find(lease, '^[^|]*|([^|]*)|(.*)$')
   if tonumber(expires) > now then return {0, who} end
   if ARGV[7] ~= '1' then return {0, who} end
@@ -191,7 +195,7 @@ return {1}
 )
 # ARGV: prefix, worker, token: the lease given back, if it is still this process's
 _LEAVE = (
-    _TOTAL
+    _LEASED
     + """
 if leased(ARGV[1], ARGV[2], ARGV[3]) then redis.call('HDEL', ARGV[1] .. 'leases', ARGV[2]) end
 return 1

@@ -254,12 +254,18 @@ def _generation(facts: Provenance, today: str) -> str:
             f"Made by {len(shards)} workers of one run (`--shard i/N`), merged with `selfinstruct merge`, which "
             "removed the records of a later shard that repeat an earlier one's:",
             "",
-            "| shard | records | surplus | duplicates of other shards removed | cost (USD) |",
-            "|---|---:|---:|---:|---:|",
-            *(
-                f"| {label} | {f['records']:,} | {f['surplus']:,} | {f['duplicate_across_shards']:,} | "
-                f"{usd(f['cost_usd']) if f.get('cost_usd') is not None else 'unknown'} |"
-                for label, f in shards.items()
+            *_md_table(
+                ("shard", "records", "surplus", "duplicates of other shards removed", "cost (USD)"),
+                [
+                    (
+                        label,
+                        f"{f['records']:,}",
+                        f"{f['surplus']:,}",
+                        f"{f['duplicate_across_shards']:,}",
+                        usd(f["cost_usd"]) if f.get("cost_usd") is not None else "unknown",
+                    )
+                    for label, f in shards.items()
+                ],
             ),
         ]
     return "\n".join(lines)
@@ -430,5 +436,5 @@ def _counts_table(counts: dict[str, int] | None) -> str:
     return "\n".join(_md_table(("rule", "rejected"), [(f"`{rule}`", f"{n:,}") for rule, n in counts.items()]))
 
 
-def _md_table(head: tuple[str, str], rows: list[tuple[str, str]]) -> list[str]:
-    return [f"| {head[0]} | {head[1]} |", "| --- | --- |", *(f"| {a} | {b} |" for a, b in rows)]
+def _md_table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    return ["| " + " | ".join(map(str, row)) + " |" for row in (head, ("---",) * len(head), *rows)]
