@@ -9,9 +9,10 @@ records from `benchmarks/dedup.py`'s generator (T0's words after a common openin
 scale), each with an output of its own words, as JSONL.
 
 Each run is a fresh process running `clean_dataset` (the `filter` command's function) with the
-default preset, timed per stage: reading, then for the local path the rules and the dedup
-(`find_duplicates`: exact, MinHashes, banding, keep-first), for Ray its own stages
-(`check_all_on_ray`'s stage seconds), then writing. Memory: the peak RSS of every process of the run (the
+default preset, timed per stage: for the local path reading, the rules, the dedup
+(`find_duplicates`: exact, MinHashes, banding, keep-first) and the rest (the verdicts and
+writing them); for Ray its own stages (`verdicts_on_ray`'s stage seconds: it streams, so
+reading overlaps the rules and writing the verdicts). Memory: the peak RSS of every process of the run (the
 driver, Ray's GCS, raylet and workers), sampled every 0.5 s, and the peak of their sum (RSS
 counts the object store's shared pages in each process that maps them, so the sum overstates).
 
@@ -117,10 +118,8 @@ def run_once(src: Path, engine: str, out: Path) -> dict:
 
         setattr(module, name, wrapper)
 
-    timed(stage, "read_records", "read")
-    timed(stage, "write_jsonl_atomic", "write")
-    timed(stage, "write_json_atomic", "write")
     if engine == "local":
+        timed(stage, "read_records", "read")
         timed(cleaner_module.Cleaner, "check_rules", "rules")
         timed(cleaner_module, "find_duplicates", "dedup")
     sampler = MemorySampler()
@@ -128,6 +127,8 @@ def run_once(src: Path, engine: str, out: Path) -> dict:
     started = time.monotonic()
     result = stage.clean_dataset(src, out, engine=engine, progress=True)
     wall = time.monotonic() - started
+    if engine == "local":
+        seconds["verdicts_write"] = wall - sum(seconds.values())
     sampler.done.set()
     sampler.join()
     workers = {k: v for k, v in sampler.peaks.items() if k.startswith("worker")}

@@ -368,7 +368,8 @@ def _list_rules(ctx, _param, value):
     type=click.Choice(["local", "ray"]),
     default="local",
     show_default=True,
-    help="ray: the same decisions on a Ray cluster (pip install 'selfinstruct[ray]').",
+    help="ray: the same decisions on a Ray cluster, the records streamed through it, so a JSONL input may be "
+    "larger than this machine's memory (pip install 'selfinstruct[ray]').",
 )
 @click.option("--ray-address", envvar="RAY_ADDRESS", help="--engine ray: join this cluster [a local one].")
 @click.option("--num-cpus", type=click.IntRange(min=1), help="--engine ray: cores of the local cluster [all].")

@@ -22,6 +22,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import IO
 
 from .chat import chat_fields
 from .errors import SelfInstructError
@@ -37,34 +38,39 @@ TEXT_FIELDS = ("instruction", "input", "output")
 
 
 def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """Yield `(line_number, object)` for each line of a JSONL file.
+    """Yield `(line_number, object)` for each line of a JSONL file (gzipped when its name ends
+    in .gz), reading one line at a time: a file larger than memory streams.
 
     A torn last line (no trailing newline and not valid JSON: the writer was killed
     mid-write) is skipped silently; any other bad line is an error naming file and line.
     """
     path = Path(path)
-    lines = _read_bytes(path).split(b"\n")
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            if number == len(lines):  # last chunk had no newline: torn write
-                return
-            raise SelfInstructError(f"{path}:{number}: not valid JSON ({e})") from None
-        if not isinstance(obj, dict):
-            raise SelfInstructError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
-        yield number, obj
+    with _opened(path) as lines:  # a binary file iterates over its lines
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                if not raw.endswith(b"\n"):  # the last line, without its newline: a torn write
+                    return
+                raise SelfInstructError(f"{path}:{number}: not valid JSON ({e})") from None
+            if not isinstance(obj, dict):
+                raise SelfInstructError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}")
+            yield number, obj
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, decompressed when its name ends in .gz."""
-    if path.suffix.lower() != ".gz":
-        return path.read_bytes()
+@contextmanager
+def _opened(path: Path) -> Iterator[IO[bytes]]:
+    """The file opened for reading bytes, decompressed when its name ends in .gz; a file that is
+    not gzip, truncated or corrupt is an error naming it, wherever the damage is found."""
+    gzipped = path.suffix.lower() == ".gz"
     try:
-        return gzip.decompress(path.read_bytes())
-    except (OSError, EOFError, zlib.error) as e:  # not gzip, truncated, corrupt
+        with gzip.open(path, "rb") if gzipped else path.open("rb") as f:
+            yield f
+    except (OSError, EOFError, zlib.error) as e:
+        if not gzipped or isinstance(e, FileNotFoundError | PermissionError | IsADirectoryError):
+            raise
         raise SelfInstructError(f"{path}: not a readable gzip file ({e})") from None
 
 
@@ -337,27 +343,42 @@ def read_records(src: str | Path, *, require_output: bool = True) -> list[dict]:
     return [record for _, record in _located_jsonl(src, require_output)]
 
 
+def iter_records(src: str | Path, *, require_output: bool = True) -> Iterator[dict]:
+    """`read_records` one record at a time. A JSONL file (a run's data.jsonl included) is read a
+    line at a time, so that one larger than memory streams; the other formats are read whole."""
+    src = Path(src)
+    if src.is_dir() and kind_of(src) in (RUN, FILTER_OUTPUT):
+        src = src / DATA_FILE
+    if _is_jsonl_file(src):
+        return (record for _, record in _located_jsonl(src, require_output))
+    return iter(read_records(src, require_output=require_output))
+
+
 def read_located_records(src: str | Path) -> list[tuple[str, dict]]:
     """`read_records` with where each record is, for messages about one of them: `file:line` in
     JSONL, `file (record N)` in the other formats."""
     src = Path(src)
-    if src.is_file() and not src.name.lower().removesuffix(".gz").endswith((".json", ".parquet")):
-        return _located_jsonl(src, require_output=True)
+    if _is_jsonl_file(src):
+        return list(_located_jsonl(src, require_output=True))
     return [(f"{src} (record {number})", record) for number, record in enumerate(read_records(src), start=1)]
 
 
-def _located_jsonl(path: Path, require_output: bool) -> list[tuple[str, dict]]:
-    return [
-        (f"{path}:{number}", record)
-        for number, obj in read_jsonl(path)
-        for record in normalize(obj, f"{path}:{number}", require_output)
-    ]
+def _is_jsonl_file(src: Path) -> bool:
+    return src.is_file() and not src.name.lower().removesuffix(".gz").endswith((".json", ".parquet"))
+
+
+def _located_jsonl(path: Path, require_output: bool) -> Iterator[tuple[str, dict]]:
+    """Each record of a JSONL file with its `file:line`, a line at a time."""
+    for number, obj in read_jsonl(path):
+        for record in normalize(obj, f"{path}:{number}", require_output):
+            yield f"{path}:{number}", record
 
 
 def _read_json_list(path: Path, require_output: bool) -> list[dict]:
     """Alpaca JSON list; errors give the item index and its line in the file."""
     try:
-        text = _read_bytes(path).decode("utf-8")
+        with _opened(path) as f:
+            text = f.read().decode("utf-8")
     except UnicodeDecodeError as e:
         raise SelfInstructError(f"{path}: not UTF-8 text ({e})") from None
     stripped = text.lstrip()

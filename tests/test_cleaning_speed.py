@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from selfinstruct.clean.rules import Rule
@@ -136,7 +137,10 @@ def verdicts(cleaner, answers, checked_answers) -> list[tuple]:
     ]
 
 
-def test_sketches_made_in_a_rule_worker_decide_as_in_process():
+@pytest.mark.parametrize("workers", [1, 2])
+def test_rule_workers_decide_as_in_process(workers):
+    """One worker keeps the duplicate index itself; with two, the job's process keeps it and the
+    workers send sketches. Either way: the in-process verdicts and counts, verdict for verdict."""
     from selfinstruct.clean.cleaner import Cleaner
     from selfinstruct.clean.presets import load_preset
     from selfinstruct.clean.workers import RuleChecker
@@ -150,11 +154,158 @@ def test_sketches_made_in_a_rule_worker_decide_as_in_process():
     }  # Alpaca's preset: copies are near duplicates too
 
     there = Cleaner(load_preset("alpaca"))
-    checker = RuleChecker(there, workers=1)
+    checker = RuleChecker(there, workers=workers)
     try:
         checked = [future.result() for future in [checker.submit(answer) for answer in answers]]
     finally:
         checker.close()
-    assert all(c.sketch is not None for answer in checked for c in answer if c.rejection is None)
+    kept = [c for answer in checked for c in answer if c.rejection is None]
+    if workers == 1:
+        assert checker.keeps_index and all(c.deduplicated for c in kept)
+    else:
+        assert not checker.keeps_index and all(c.sketch is not None for c in kept)
     assert verdicts(there, answers, checked) == expected
     assert here.stats == there.stats
+
+
+def test_rule_worker_keeping_the_index_resumes_where_the_run_stopped():
+    """A resumed run's kept records and near duplicates reach the worker's index before its
+    first check: the rest decides as it would have in one go, repairs included."""
+    from selfinstruct.clean.cleaner import Cleaner, rejected_record
+    from selfinstruct.clean.presets import load_preset
+    from selfinstruct.clean.workers import RuleChecker
+    from selfinstruct.stats import Stats
+
+    answers = answers_with_duplicates()
+    answers[15][0] = {**answers[15][0], "input": "<noinput>"}  # repaired by the default preset's noinput_marker
+    whole = Cleaner(load_preset("default"))
+    expected = verdicts(whole, answers, [whole.check_rules(answer) for answer in answers])
+
+    first = Cleaner(load_preset("default"))
+    done = [v for answer in answers[:12] for v in first.decide(first.check_rules(answer), [r["id"] for r in answer])]
+    resumed = Cleaner(load_preset("default"))
+    checker = RuleChecker(resumed, workers=1)
+    try:
+        kept = [v.record for v in done if v.kept]
+        resumed.restore(kept, [rejected_record(v) for v in done if not v.kept], Stats(first.stats.to_dict()))
+        checked = [future.result() for future in [checker.submit(answer) for answer in answers[12:]]]
+    finally:
+        checker.close()
+    assert any(rule == "near_duplicate" for _, rule, _ in expected[12 * 20 :])
+    assert verdicts(resumed, answers[12:], checked) == expected[12 * 20 :]
+    assert resumed.stats == whole.stats
+    repaired = checked[15 - 12][0]
+    assert repaired.record["input"] == "" and repaired.fixed == ["noinput_marker"]
+
+
+# ---------------------------------------------------------------- the faster paths of generate's rule worker
+
+
+def mixed_texts(n: int) -> list[str]:
+    """T0 prompts, the seed tasks and pieces that case-insensitive matching treats specially
+    ('K' Kelvin sign, long s, dotted I, curly quotes), in random mixes."""
+    import gzip
+    import json
+
+    from conftest import SEED_TASKS, T0_PROMPTS
+
+    with gzip.open(T0_PROMPTS, "rt", encoding="utf-8") as f:
+        t0 = [json.loads(line)["prompt"] for _, line in zip(range(n), f)]
+    seeds = [json.loads(line) for line in SEED_TASKS.read_text().splitlines()]
+    seeds = [f"{s['instruction']}\n{s['instances'][0]['input']}\n{s['instances'][0]['output']}" for s in seeds]
+    pieces = ["As an AI language model", "AS AN AI", "I\u2019m sorry", "i'm", "DRAW", "plot", "Images", "OpenAI's"]
+    pieces += [
+        "KELVIN",
+        "\u212a",
+        "\u017f",
+        "\u0130",
+        "\u00e9t\u00e9",
+        "\u6f22\u5b57",
+        " ",
+        "\n",
+        "-",
+        "_",
+        "the the the",
+        "x1",
+    ]
+    rng = random.Random(3)
+    mixes = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 12))) for _ in range(n)]
+    return t0 + seeds + mixes
+
+
+def test_minhash_permutations_are_datasketchs():
+    from datasketch import MinHash
+
+    from selfinstruct.clean.dedup.minhash import affine32_permutations
+
+    for num_perm, seed in [(128, 1), (256, 7), (16, 0)]:
+        a, b = MinHash(num_perm=num_perm, seed=seed).permutations
+        mine = affine32_permutations(num_perm, seed)
+        assert a.dtype == mine[0].dtype and np.array_equal(a, mine[0]) and np.array_equal(b, mine[1])
+
+
+def test_language_codes_known_without_loading_the_model_are_the_models():
+    from selfinstruct.clean.rules.language import KNOWN_CODES, identifier
+
+    assert set(identifier().labels) == KNOWN_CODES
+
+
+def test_float32_language_weights_score_as_py3langid():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    from selfinstruct.clean.rules.language import identifier
+
+    theirs = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    ours = identifier()
+    assert theirs.nb_ptc.dtype != ours.nb_ptc.dtype  # float16 there
+    for text in mixed_texts(600):
+        assert ours.rank(text) == theirs.rank(text)
+        assert ours.classify(text) == theirs.classify(text)
+
+
+def test_ascii_search_finds_what_ignorecase_finds():
+    from selfinstruct.clean.rules.alpaca import Blacklist
+    from selfinstruct.clean.rules.artefacts import TeacherArtefacts
+
+    texts = mixed_texts(400)
+    # the Kelvin sign lowercases to "k" (ASCII: the fast path), the long s stays itself (not ASCII:
+    # it matches "s" ignoring case, so IGNORECASE decides)
+    assert Blacklist(words=("\u017fign",))._ascii_pattern is None
+    for rule in (Blacklist(), TeacherArtefacts(), Blacklist(words=("Draw", "\u212aelvin", "PLOT"))):
+        plain = rule.model_copy()
+        plain._ascii_pattern = None  # IGNORECASE on every text, as before
+        found = 0
+        for i in range(0, len(texts) - 2, 3):
+            record = {"instruction": texts[i], "input": texts[i + 1], "output": texts[i + 2]}
+            assert rule.check(record) == plain.check(record)
+            found += rule.check(record) is not None
+        assert found
+
+
+def test_rewritten_text_helpers_equal_their_plain_definitions():
+    import re
+    from collections import Counter
+
+    from selfinstruct.clean.rules.degenerate import word_repetition_ratio
+    from selfinstruct.clean.rules.language import has_letters
+    from selfinstruct.clean.rules.topic import _STOPWORDS, content_words, shares_content_word
+
+    def plain_content_words(text):
+        return {w[:6] for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) >= 3 and w not in _STOPWORDS}
+
+    def plain_word_repetition(text, n):
+        words = text.lower().split()
+        grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+        counts = Counter(grams).values()
+        return sum(c for c in counts if c > 1) / sum(counts) if len(set(grams)) < len(grams) else 0.0
+
+    for text in mixed_texts(400):
+        assert content_words(text) == plain_content_words(text)
+        for other in (text[: len(text) // 2], "Name the planets of the solar system.", text[::-1]):
+            assert shares_content_word(content_words(other), text) == (
+                not content_words(other).isdisjoint(content_words(text))
+            )
+        for n in (1, 2, 3, 10):
+            assert word_repetition_ratio(text, n) == plain_word_repetition(text, n)
+        for n in (1, 10, 15):
+            assert has_letters(text, n) == (sum(c.isalpha() for c in text) >= n)

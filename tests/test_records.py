@@ -1,12 +1,14 @@
 """Reading records and seeds: every accepted shape, and errors that name file, line and field."""
 
+import gzip
 import json
+from itertools import islice
 
 import pytest
 from conftest import SEED_TASKS
 
 from selfinstruct.errors import SelfInstructError
-from selfinstruct.records import JsonlWriter, read_jsonl, read_records
+from selfinstruct.records import JsonlWriter, iter_records, read_jsonl, read_records
 from selfinstruct.tasks.bootstrap.seeds import default_seeds_path, load_seeds
 
 
@@ -91,3 +93,31 @@ def test_bundled_seed_set():
     assert 20 <= sum(t["is_classification"] for t in raw) <= 35
     with_input = sum(bool(t["input"]) for t in seeds.tasks)
     assert 0.3 < with_input / len(seeds.tasks) < 0.6
+
+
+def test_jsonl_streams_a_line_at_a_time_plain_or_gzipped(tmp_path):
+    """`iter_records` hands out the first record before it reads the rest of the file: a file
+    larger than memory streams (the Ray filter reads 10M records this way), and a bad line far
+    down is still named by its line number once the reading gets there."""
+    lines = [json.dumps({"instruction": f"Task {i}.", "output": "x"}) for i in range(5)] + ["not json", "{}"]
+    for path in (tmp_path / "big.jsonl", tmp_path / "big.jsonl.gz"):
+        data = ("\n".join(lines) + "\n").encode()
+        path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+        records = iter_records(path)
+        assert next(records)["instruction"] == "Task 0."
+        assert [r["instruction"] for r in islice(records, 4)] == [f"Task {i}." for i in range(1, 5)]
+        with pytest.raises(SelfInstructError, match=rf"{path.name}:6: not valid JSON"):
+            next(records)
+
+
+def test_a_corrupt_gzip_is_named_wherever_the_damage_is(tmp_path):
+    path = tmp_path / "cut.jsonl.gz"
+    whole = gzip.compress(
+        ("".join(json.dumps({"instruction": f"Task {i}.", "output": "x"}) + "\n" for i in range(3000))).encode()
+    )
+    path.write_bytes(whole[: len(whole) // 2])  # truncated mid-stream
+    with pytest.raises(SelfInstructError, match=r"cut\.jsonl\.gz: not a readable gzip file"):
+        read_records(path)
+    (tmp_path / "not.jsonl.gz").write_text('{"instruction": "a", "output": "b"}\n')
+    with pytest.raises(SelfInstructError, match=r"not\.jsonl\.gz: not a readable gzip file"):
+        read_records(tmp_path / "not.jsonl.gz")

@@ -91,15 +91,27 @@ class Cleaner:
         never pays for it."""
         if self._index is None and self.settings.enabled:
             self._index = open_index(self.settings, self.lsh_storage, self.namespace)
-            self._index.add([(item["id"], self.settings.text(item)) for item in self.reference])
-            kept, rejected = self._restored
+            self._index.add(self.reference_items())
+            restored = self.take_restored()
             if not self.shared_index:  # a shared index already holds them
-                self._index.restore(
-                    [(record["id"], self.settings.text(record)) for record in kept],
-                    [(row["id"], self.settings.text(row)) for row in rejected if row.get("reason") == NEAR_DUPLICATE],
-                )
-            self._restored = ((), ())
+                self._index.restore(*restored)
         return self._index
+
+    def reference_items(self) -> list[tuple[str, str]]:
+        """The (key, text) pairs indexed before any check: the reference texts."""
+        return [(item["id"], self.settings.text(item)) for item in self.reference]
+
+    def take_restored(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """What `restore` left for the duplicate index, as (key, text) pairs, handed over once
+        (to `dedup`, or to the rule worker that keeps the index): the records kept, and the
+        rejected rows that were near duplicates."""
+        kept, rejected = self._restored
+        self._restored = ((), ())
+        text = self.settings.text
+        return (
+            [(record["id"], text(record)) for record in kept],
+            [(row["id"], text(row)) for row in rejected if row.get("reason") == NEAR_DUPLICATE],
+        )
 
     @property
     def shared_index(self) -> bool:
@@ -115,10 +127,11 @@ class Cleaner:
         return self.rules.check_many(records)
 
     def decide(self, checked: Sequence[Checked], keys: Sequence[str]) -> list[Verdict]:
-        """Duplicates among the records the rules passed, then the verdicts, counted. In order:
-        each decision depends on the ones before it."""
-        duplicates: list[Duplicate | None] = [None] * len(checked)
-        survivors = [i for i, c in enumerate(checked) if c.rejection is None]
+        """Duplicates among the records the rules passed (unless the rule worker that keeps the
+        index found them: `Checked.deduplicated`), then the verdicts, counted. In order: each
+        decision depends on the ones before it."""
+        duplicates: list[Duplicate | None] = [c.duplicate for c in checked]
+        survivors = [i for i, c in enumerate(checked) if c.rejection is None and not c.deduplicated]
         if self.dedup is not None and survivors:
             items = [(keys[i], self.settings.text(checked[i].record)) for i in survivors]
             sketches = [checked[i].sketch for i in survivors]

@@ -16,20 +16,25 @@ STEP = 1000  # records the rules check between redraws: about a quarter of a sec
 
 
 class CleanProgress:
-    def __init__(self, total: int, enabled: bool = True):
+    def __init__(self, total: int | None, enabled: bool = True):
+        """`total` None: not known yet (the records are still being read)."""
         self.bar = tqdm(total=total, desc="rules", unit=" records", disable=not enabled)
 
-    def checked(self, n: int, rejected: Mapping[str, int]) -> None:
-        """`n` more records went through the rules; `rejected`: the counts per reason so far.
-        Drawn every time: a step of the rules takes longer than a redraw."""
+    def checked(self, n: int, rejected: Mapping[str, int] | None = None) -> None:
+        """`n` more records went through the rules; `rejected`: the counts per reason so far
+        (None: not known here). Drawn every time: a step of the rules takes longer than a redraw."""
         self.bar.n += n
-        self.bar.set_postfix_str(f"rej {top_counts(rejected)}")
+        if rejected is None:
+            self.bar.refresh()
+        else:
+            self.bar.set_postfix_str(f"rej {top_counts(rejected)}")
 
     def finding_duplicates(self, candidates: int) -> None:
         self.bar.set_description(f"duplicates among {candidates:,}")
 
-    def close(self, rejected: Mapping[str, int]) -> None:
+    def close(self, rejected: Mapping[str, int] | None = None) -> None:
         """The final counts, duplicates included, stay on the screen."""
         self.bar.set_description("done", refresh=False)
-        self.bar.set_postfix_str(f"rej {top_counts(rejected)}", refresh=False)
+        if rejected is not None:
+            self.bar.set_postfix_str(f"rej {top_counts(rejected)}", refresh=False)
         self.bar.close()

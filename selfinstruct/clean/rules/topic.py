@@ -56,13 +56,20 @@ _STOPWORDS = frozenset(
     yes one two three four five given following write give list make create describe explain find answer sentence
     sentences text word words question questions output input task example examples please use using based""".split()
 )
-_WORD = re.compile(r"[a-z0-9]+")
+# runs of [a-z0-9] of 3+ characters: a run of 3+ matches whole, a shorter one nowhere
+_WORD3 = re.compile(r"[a-z0-9]{3,}")
 
 
 def content_words(text: str) -> set[str]:
     """Lowercased words of 3+ characters that are not stopwords, cut to 6 characters, so that
     "planets" and "planet" meet: "List the planets." -> {"planet"}"""
-    return {word[:6] for word in _WORD.findall(text.lower()) if len(word) >= 3 and word not in _STOPWORDS}
+    return {word[:6] for word in set(_WORD3.findall(text.lower())).difference(_STOPWORDS)}
+
+
+def shares_content_word(words: set[str], text: str) -> bool:
+    """`not words.isdisjoint(content_words(text))`, stopping at the first of text's content
+    words in `words` (most outputs share one with their instruction early on)."""
+    return any(word[:6] in words and word not in _STOPWORDS for word in _WORD3.findall(text.lower()))
 
 
 def prompt_text(record: dict) -> str:
@@ -90,6 +97,11 @@ class SentenceModelRule(Rule):
 
     def check(self, record):
         return self.check_many([record])[0]
+
+    def load(self) -> None:
+        from ..embedding import embedder
+
+        embedder()  # the screen's static embeddings; the sentence model stays lazy (few records reach it)
 
     def judged(self, record: dict) -> bool:
         return len(record["output"].split()) >= self.min_output_words
@@ -126,7 +138,7 @@ class OffTopicOutput(SentenceModelRule):
         unsure = [
             i
             for i, (prompt, record) in enumerate(zip(prompts, records))
-            if self.judged(record) and content_words(prompt).isdisjoint(content_words(record["output"]))
+            if self.judged(record) and not shares_content_word(content_words(prompt), record["output"])
         ]
         details: list[str | None] = [None] * len(records)
         if unsure:
