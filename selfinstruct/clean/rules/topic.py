@@ -1,9 +1,10 @@
 """Is the output an answer to this instruction at all?
 
 A teacher asked for 20 tasks at once loses track and gives a task the answer of another; a
-shuffled batch or a mis-joined file does the same. Two rules, each a cheap screen first and
-a sentence model (all-MiniLM-L6-v2, clean/sentence_model.py) only for the records the
-screen cannot clear:
+shuffled batch or a mis-joined file does the same. Two rules, each content words and static
+embeddings (wordllama, clean/embedding.py: microseconds); in the `semantic` preset, a
+sentence model (all-MiniLM-L6-v2, clean/sentence_model.py) judges the records they cannot
+clear:
 
 `off_topic_output`: the output is not about its instruction.
 1. an output of fewer than `min_output_words` words is kept: "Positive", "3", "Rust"
@@ -25,6 +26,11 @@ cosine with any GSM8K question is 0.3-0.6), but its own question is then not the
 2. else the sentence model compares the output with its own instruction and that nearest
    rival: the rival closer by more than `margin`, rejected, unless the two instructions
    are alike (cosine `max_instruction_cosine` or more: either answer fits).
+With `sentence_model = false` (not in any bundled preset: filters/README.md gives its
+figures), content words and static embeddings decide alone: rejected when a rival
+instruction shares content words with the output while its own shares none (or `word_lead`
+more than its own), is nearer by more than `static_margin`, and is not alike its own
+(static cosine under `max_static_instruction_cosine`).
 Records without a `request_id` (a finished file of another origin) have no siblings to
 compare: the first rule alone judges them.
 
@@ -78,8 +84,13 @@ def prompt_text(record: dict) -> str:
 
 
 class SentenceModelRule(Rule):
-    """A rule that asks the sentence model about the records its screen could not clear."""
+    """A rule that content words and static embeddings judge, or with `sentence_model` screen
+    for the sentence model, which judges the records they cannot clear."""
 
+    # False: the static embeddings decide, microseconds a record (the default preset's
+    # off_topic_output); True: the records they cannot clear go to the sentence model (50-95 ms a
+    # record that reaches it; the `semantic` preset)
+    sentence_model: bool = False
     min_output_words: int = Field(6, ge=1)
     max_tokens: int = Field(128, ge=8, le=512)  # word pieces of each text the sentence model reads
     model_threads: int = Field(1, ge=1)  # BLAS threads: generate's rule workers already run one per core
@@ -93,7 +104,8 @@ class SentenceModelRule(Rule):
     def model_post_init(self, _context) -> None:
         # a missing model fails when the preset loads, with the pip command; it loads at first use
         static_model_dir()
-        sentence_model_dir()
+        if self.sentence_model:
+            sentence_model_dir()
 
     def check(self, record):
         return self.check_many([record])[0]
@@ -118,18 +130,10 @@ class SentenceModelRule(Rule):
 class OffTopicOutput(SentenceModelRule):
     name = "off_topic_output"
     reason = "output is about something else: no content word in common with the instruction and input, and a low embedding cosine"
-    # False (the default preset's): the static cosine alone decides, below `min_cosine`, a few
-    # microseconds a record; True: below `screen_cosine` the sentence model decides, below
-    # `min_sentence_cosine` (50-90 ms a record that reaches it)
-    sentence_model: bool = False
+    # static: below `min_cosine`, rejected; sentence model: below `screen_cosine`, it decides
     min_cosine: float = Field(0.0, ge=-1, le=1)
     screen_cosine: float = Field(0.2, ge=-1, le=1)
     min_sentence_cosine: float = Field(0.12, ge=-1, le=1)
-
-    def model_post_init(self, _context) -> None:
-        static_model_dir()
-        if self.sentence_model:
-            sentence_model_dir()
 
     def check_many(self, records):
         from ..embedding import embedder
@@ -175,42 +179,82 @@ def siblings(records: Sequence[dict]) -> list[list[int]]:
 class AnswersOtherTask(SentenceModelRule):
     name = "answers_other_task"
     reason = "output answers another instruction of the same teacher answer: it is closer to that one than to its own"
-    # differences of two cosines: -2 to 2
+    # differences of two cosines (-2 to 2): the static gap that sends a record to the sentence
+    # model, and the sentence model's that rejects it
     screen_margin: float = Field(0.1, ge=-2, le=2)
     margin: float = Field(0.15, ge=-2, le=2)
     # a rival instruction this close to the record's own asks nearly the same thing ("What causes
     # the ocean tides?", "What causes the moon tides?"): either answer fits, no verdict
     max_instruction_cosine: float = Field(0.6, ge=-1, le=1)
+    # without the sentence model: content words a rival instruction must share with the output
+    # beyond its own's, the static gap that rejects, and the static cosine of alike instructions
+    word_lead: int = Field(2, ge=1)
+    static_margin: float = Field(0.1, ge=-2, le=2)
+    max_static_instruction_cosine: float = Field(0.8, ge=-1, le=1)
 
     def check_many(self, records):
-        from ..embedding import embedder
-
         details: list[str | None] = [None] * len(records)
-        suspects: list[tuple[int, int]] = []  # (record, the instruction its output seems to answer)
-        for group in siblings(records):
-            prompts = embedder().embed([prompt_text(records[i]) for i in group])
-            outputs = embedder().embed([records[i]["output"] for i in group])
-            cosines = outputs @ prompts.T
-            own = np.diag(cosines).copy()
-            np.fill_diagonal(cosines, -np.inf)
-            rivals = cosines.argmax(axis=1)
-            for row, i in enumerate(group):
-                if self.judged(records[i]) and cosines[row, rivals[row]] - own[row] > self.screen_margin:
-                    suspects.append((i, group[rivals[row]]))
+        suspects = [suspect for group in siblings(records) for suspect in self._suspects(records, group)]
+        if not self.sentence_model:
+            for i, j, gap in suspects:
+                details[i] = (
+                    f"closer to the instruction of {records[j].get('id', 'another record')} by {gap:.2f} (cosine)"
+                )
+            return details
         if suspects:
             self._model_records += len(suspects)
             texts = [
                 text
-                for i, j in suspects
+                for i, j, _ in suspects
                 for text in (records[i]["output"], prompt_text(records[i]), prompt_text(records[j]))
             ]
             vectors = self.sentence_vectors(texts)
             outputs, own, rival = vectors[0::3], vectors[1::3], vectors[2::3]
             gaps = (outputs * rival).sum(axis=1) - (outputs * own).sum(axis=1)
             alike = (own * rival).sum(axis=1)
-            for (i, j), gap, similar in zip(suspects, gaps.tolist(), alike.tolist()):
+            for (i, j, _), gap, similar in zip(suspects, gaps.tolist(), alike.tolist()):
                 if gap > self.margin and similar < self.max_instruction_cosine:
                     details[i] = (
                         f"closer to the instruction of {records[j].get('id', 'another record')} by {gap:.2f} (sentence cosine)"
                     )
         return details
+
+    def _suspects(self, records: Sequence[dict], group: list[int]) -> list[tuple[int, int, float]]:
+        """(record, the sibling whose instruction its output seems to answer, the static gap) for
+        the records of one answer that the screen does not clear (see the module docstring)."""
+        from ..embedding import embedder
+
+        prompts = [prompt_text(records[i]) for i in group]
+        rows = [row for row, i in enumerate(group) if self.judged(records[i])]
+        if not self.sentence_model:
+            prompt_words = [content_words(prompt) for prompt in prompts]
+            rows = [row for row in rows if self._rival_shares_more_words(records[group[row]], prompt_words, row)]
+        if not rows:
+            return []
+        prompt_vectors = embedder().embed(prompts)
+        cosines = embedder().embed([records[group[row]]["output"] for row in rows]) @ prompt_vectors.T
+        suspects = []
+        for cosine, row in zip(cosines, rows):
+            own = cosine[row]
+            cosine[row] = -np.inf
+            rival = int(cosine.argmax())
+            gap = float(cosine[rival] - own)
+            if self.sentence_model:
+                if gap > self.screen_margin:
+                    suspects.append((group[row], group[rival], gap))
+            elif (
+                gap > self.static_margin
+                and float(prompt_vectors[row] @ prompt_vectors[rival]) < self.max_static_instruction_cosine
+            ):
+                suspects.append((group[row], group[rival], gap))
+        return suspects
+
+    def _rival_shares_more_words(self, record: dict, prompt_words: list[set[str]], row: int) -> bool:
+        """Another instruction of the answer (its content words: `prompt_words`, the record's own
+        at `row`) shares content words with the output while its own shares none, or shares
+        `word_lead` more than its own."""
+        output_words = content_words(record["output"])
+        shared = [len(words & output_words) for words in prompt_words]
+        own = shared.pop(row)
+        rival = max(shared)
+        return (own == 0 and rival > 0) or rival >= own + self.word_lead
