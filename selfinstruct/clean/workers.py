@@ -117,9 +117,9 @@ def _unpacked(
     for i, (record, verdict) in enumerate(zip(records, verdicts)):
         record, fixed = repaired.get(i, (record, []))
         checked.append(Checked(record, None if verdict is None else Rejection(*verdict), fixed))
-    kept = [c for c in checked if c.rejection is None]
     if dedup is None:
         return checked
+    kept = [c for c in checked if c.rejection is None]
     if dedup[0] == "duplicates":
         for c, found in zip(kept, dedup[1]):
             c.deduplicated, c.duplicate = True, None if found is None else Duplicate(*found)

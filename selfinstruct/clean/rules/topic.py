@@ -197,9 +197,7 @@ class AnswersOtherTask(SentenceModelRule):
         suspects = [suspect for group in siblings(records) for suspect in self._suspects(records, group)]
         if not self.sentence_model:
             for i, j, gap in suspects:
-                details[i] = (
-                    f"closer to the instruction of {records[j].get('id', 'another record')} by {gap:.2f} (cosine)"
-                )
+                details[i] = _closer_to(records[j], gap, "cosine")
             return details
         if suspects:
             self._model_records += len(suspects)
@@ -214,9 +212,7 @@ class AnswersOtherTask(SentenceModelRule):
             alike = (own * rival).sum(axis=1)
             for (i, j, _), gap, similar in zip(suspects, gaps.tolist(), alike.tolist()):
                 if gap > self.margin and similar < self.max_instruction_cosine:
-                    details[i] = (
-                        f"closer to the instruction of {records[j].get('id', 'another record')} by {gap:.2f} (sentence cosine)"
-                    )
+                    details[i] = _closer_to(records[j], gap, "sentence cosine")
         return details
 
     def _suspects(self, records: Sequence[dict], group: list[int]) -> list[tuple[int, int, float]]:
@@ -258,3 +254,8 @@ class AnswersOtherTask(SentenceModelRule):
         own = shared.pop(row)
         rival = max(shared)
         return (own == 0 and rival > 0) or rival >= own + self.word_lead
+
+
+def _closer_to(rival: dict, gap: float, measure: str) -> str:
+    """The detail of an answers_other_task rejection."""
+    return f"closer to the instruction of {rival.get('id', 'another record')} by {gap:.2f} ({measure})"
