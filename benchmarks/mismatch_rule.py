@@ -1,7 +1,7 @@
 """Outputs that answer another instruction: the labelled sets, the rules' accuracy and cost,
 and the sentence-model runtimes compared.
 
-    .venv/bin/python benchmarks/mismatch_rule.py             # about 10 minutes on 2 cores
+    .venv/bin/python benchmarks/mismatch_rule.py             # about 20 minutes on 2 cores
     .venv/bin/python benchmarks/mismatch_rule.py --part accuracy   # no timings
     flock /tmp/h3/bench.lock .venv/bin/python benchmarks/mismatch_rule.py --part timings   # added
 
@@ -22,15 +22,19 @@ words ("judged") and over all of them.
 
 Each set is checked with the two rules without the sentence model (`static`: the default
 preset's `off_topic_output` and `answers_other_task` with `sentence_model = false`, content
-words and static embeddings) and as the `semantic` preset sets them (the sentence model for
-what those cannot clear), and each whole preset's false rejects on the good records are
-counted.
+words and static embeddings), as the `semantic` preset sets them (the sentence model for
+what those cannot clear), and `unscreened` (the `semantic` preset with answers_other_task's
+`screen = false`: the sentence model reads every record), and each whole preset's false
+rejects on the good records are counted.
 
-Then the CPU cost per record of the two rules in batches of 20 (one teacher answer): for a
-record the screens clear and for one that reaches the sentence model, and the fraction
+Then the CPU cost per record of the two rules in batches of 20 (one teacher answer), for
+good records and for the sets with swapped or moved outputs: for a record the screens clear
+and for one that reaches the sentence model, and the fraction
 that reaches it; and the sentence model's runtimes (numpy float32 at 64/128/256 tokens, torch float32
 and int8 dynamic quantization at 64/128 tokens, one thread each), texts per CPU second
-measured in the same run, with each one's agreement with the numpy float32 reference.
+measured in the same run, with each one's agreement with the numpy float32 reference;
+and ONNX Runtime (float32, int8 dynamic quantization per tensor and per channel), when
+`pip install onnx onnxruntime` is done (not a dependency: the rows are skipped without it).
 """
 
 from __future__ import annotations
@@ -63,8 +67,9 @@ GROUP = 20
 ROTATED = 4
 RULES = ("off_topic_output", "answers_other_task")
 # semantic: the `semantic` preset; static: the default preset with answers_other_task in its
-# static mode (no sentence model), which is not in the default (filters/README.md says why)
-VARIANTS = ("static", "semantic")
+# static mode (no sentence model), which is not in the default (filters/README.md says why);
+# unscreened: the `semantic` preset with answers_other_task's screen off (screen = false)
+VARIANTS = ("static", "semantic", "unscreened")
 
 
 def shared_sets() -> dict[str, list[dict]]:
@@ -153,6 +158,11 @@ def variant_rules(variant: str) -> list:
     """The whole preset of a VARIANTS entry, in order."""
     if variant == "semantic":
         return load_preset("semantic").rules
+    if variant == "unscreened":
+        rules = load_preset("semantic").rules
+        return [
+            rule.model_copy(update={"screen": False}) if rule.name == "answers_other_task" else rule for rule in rules
+        ]
     # the default preset with answers_other_task's static mode right after off_topic_output
     rules = load_preset("default").rules
     at = [rule.name for rule in rules].index("off_topic_output") + 1
@@ -289,7 +299,76 @@ def runtimes(texts: list[str]) -> dict:
     for tokens in (64, 128):
         timed(f"torch fp32 {tokens} tokens", torch_embed(bert, tokens), 1)
         timed(f"torch int8 dynamic {tokens} tokens", torch_embed(int8, tokens), 1)
+    try:
+        sessions = onnx_sessions(bert)
+    except ImportError:
+        print("onnxruntime rows skipped: pip install onnx onnxruntime", flush=True)
+        return out
+    for label, session in sessions.items():
+        for tokens in (64, 128):
+            timed(f"onnxruntime {label} {tokens} tokens", onnx_embed(session, root, tokens), 1)
     return out
+
+
+def onnx_sessions(bert) -> dict:
+    """The model exported to ONNX (float32), and int8 dynamic quantizations of it, one thread each."""
+    import tempfile
+
+    import onnxruntime
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    class LastHidden(torch.nn.Module):  # positional inputs for the exporter
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask):
+            return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    folder = Path(tempfile.mkdtemp(prefix="minilm-onnx-"))
+    ids = torch.ones((2, 16), dtype=torch.long)
+    names = ["input_ids", "attention_mask", "hidden"]
+    torch.onnx.export(
+        LastHidden(bert), (ids, ids), str(folder / "fp32.onnx"), input_names=names[:2], output_names=names[2:],
+        dynamic_axes={name: {0: "batch", 1: "tokens"} for name in names}, opset_version=17, dynamo=False,
+    )  # fmt: skip
+    for per_channel in (False, True):
+        quantize_dynamic(
+            folder / "fp32.onnx",
+            folder / f"int8-{per_channel}.onnx",
+            weight_type=QuantType.QInt8,
+            per_channel=per_channel,
+            extra_options={"DefaultTensorType": 1},  # float32 where shape inference gives no type
+        )
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    files = {"fp32": "fp32", "int8 dynamic": "int8-False", "int8 dynamic per-channel": "int8-True"}
+    return {
+        label: onnxruntime.InferenceSession(str(folder / f"{name}.onnx"), options, providers=["CPUExecutionProvider"])
+        for label, name in files.items()
+    }
+
+
+def onnx_embed(session, root: Path, tokens: int):
+    model = SentenceModel(root, tokens)  # its tokenizer, truncation and length-sorted batches
+
+    def embed(texts):
+        encodings = model.tokenizer.encode_batch(list(texts))
+        out = np.zeros((len(texts), model.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        for start in range(0, len(order), 32):
+            rows = order[start : start + 32]
+            ids = np.zeros((len(rows), max(len(encodings[i].ids) for i in rows)), dtype=np.int64)
+            for row, i in enumerate(rows):
+                ids[row, : len(encodings[i].ids)] = encodings[i].ids
+            mask = (ids != 0).astype(np.int64)  # [PAD] is 0 and only pads
+            hidden = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            pooled = (hidden * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+            out[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+        return out
+
+    return embed
 
 
 def model_accuracy(sets: dict[str, list[dict]], min_words: int) -> dict:
@@ -323,13 +402,18 @@ def timings(sets: dict[str, list[dict]]) -> dict:
 
     with threadpool_limits(1):  # as in the rule workers; two BLAS threads on a busy machine spin
         out["model_stage_by_tokens"] = model_accuracy({"user252": sets["user252"]}, rules[0].min_output_words)
-    corpora = {name: in_answers(records, name)[0] for name, records in sets.items()}
+    # what a run pays: good records in answers of GROUP; then answers with ROTATED outputs
+    # swapped, and moved outputs (no request_id), where more records reach the model
+    corpora = {f"{name} good, in answers": in_answers(records, name, rotate=0)[0] for name, records in sets.items()}
+    corpora |= {name: in_answers(records, name)[0] for name, records in sets.items()}
     corpora["gsm8k moved"] = moved_outputs(sets["gsm8k"])
     corpora["user252 moved"] = moved_outputs(sets["user252"])
     rules[0].check_many(sets["seeds175"][:40])  # load both models outside the timing
     out["cpu_us_per_record"] = cost(rules, corpora)
-    out["cpu_us_per_record_static"] = cost(preset_rules(variant_rules("static")), corpora)
-    print(json.dumps(out["cpu_us_per_record"]), json.dumps(out["cpu_us_per_record_static"]), flush=True)
+    for variant in ("static", "unscreened"):
+        out[f"cpu_us_per_record_{variant}"] = cost(preset_rules(variant_rules(variant)), corpora)
+        print(variant, json.dumps(out[f"cpu_us_per_record_{variant}"]), flush=True)
+    print(json.dumps(out["cpu_us_per_record"]), flush=True)
     texts = [t for r in sets["user252"][:50] for t in (prompt_text(r), r["output"])]
     out["runtimes"] = runtimes(texts)
     return out

@@ -97,6 +97,46 @@ def test_answers_other_task_finds_swapped_solutions_within_an_answer():
     assert rule.check(records[1]) is None
 
 
+def test_without_the_screen_the_model_compares_every_record_and_finds_more_swaps():
+    """screen = false: the static screen's nearest instruction is often still a swapped output's
+    own (wrong) one; the sentence model over the whole answer finds the swap it lets through."""
+    records = [{**r, "id": f"r1-{k}", "request_id": "r1"} for k, r in enumerate(read_records(USER_ORIENTED)[140:160])]
+    swapped = {1: 7, 7: 1, 3: 12, 12: 3, 5: 16, 16: 5}
+    records = [{**r, "output": records[swapped.get(k, k)]["output"]} for k, r in enumerate(records)]
+    screened = preset_rule("answers_other_task")
+    unscreened = screened.model_copy(update={"screen": False})
+    found = {k for k, d in enumerate(screened.check_many(records)) if d}
+    found_unscreened = {k for k, d in enumerate(unscreened.check_many(records)) if d}
+    assert 5 not in found and found < found_unscreened <= set(swapped)
+    assert unscreened.model_records == sum(len(r["output"].split()) >= unscreened.min_output_words for r in records)
+    detail = unscreened.check_many(records)[5]
+    assert detail.startswith("closer to the instruction of r1-") and detail.endswith("(sentence cosine)")
+    # without siblings there is nothing to compare, and the model is not asked
+    alone = AnswersOtherTask(sentence_model=True, screen=False)
+    assert alone.check_many([{**r, "request_id": None} for r in records]) == [None] * 20
+    assert alone.model_records == 0
+
+
+@pytest.mark.parametrize("sentence_model", [True, False])
+def test_a_sibling_rejected_by_an_earlier_rule_still_counts_as_a_rival(sentence_model):
+    """The teacher answered a task that an earlier rule rejects (it asks for a diagram): an
+    output moved onto another task of the answer is still that task's answer."""
+    from selfinstruct.clean.rules.alpaca import Blacklist
+
+    records = gsm_answer(20)
+    records[2], records[9] = (
+        {**records[2], "output": records[9]["output"]},
+        {**records[9], "output": records[2]["output"], "instruction": records[9]["instruction"] + " Draw a diagram."},
+    )
+    rule = AnswersOtherTask(sentence_model=sentence_model)
+    checked = RuleSet([Blacklist(), rule]).check_many(records)
+    assert checked[9].rejection.rule == "blacklist"
+    assert checked[2].rejection.rule == "answers_other_task" and "r1-9" in checked[2].rejection.detail
+    assert [c.rejection for i, c in enumerate(checked) if i not in (2, 9)] == [None] * 18
+    # judged alone, the survivors have no rival for record 2's output
+    assert rule.check_many([r for i, r in enumerate(records) if i != 9])[2] is None
+
+
 def test_static_mode_finds_swapped_solutions_without_the_model():
     """sentence_model = false: a rival question sharing the solution's numbers and names, and
     nearer by static cosine, rejects it; the good records of the answer are kept."""

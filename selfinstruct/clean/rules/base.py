@@ -54,6 +54,11 @@ class Rule(BaseModel):
         """`check` on each record."""
         return [self.check(record) for record in records]
 
+    def check_among(self, records: Sequence[dict], standing: Sequence[int]) -> list[str | None]:
+        """`check_many` on the records at `standing` (those no earlier rule rejected); a rule that
+        compares a record with the rest of its teacher answer sees them all."""
+        return self.check_many([records[i] for i in standing])
+
     def fix(self, record: dict) -> dict | None:
         """A repaired copy of `record`, or None when there is nothing to repair."""
         return None
@@ -140,7 +145,7 @@ class RuleSet:
                     if (repaired := rule.fix(records[i])) is not None:
                         records[i] = repaired
                         fixed[i].append(rule.name)
-            details = rule.check_many([records[i] for i in standing])
+            details = rule.check_among(records, standing)
             for i, detail in zip(standing, details):
                 if detail is not None:
                     rejections[i] = Rejection(rule.name, detail)

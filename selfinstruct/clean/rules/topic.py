@@ -26,13 +26,19 @@ cosine with any GSM8K question is 0.3-0.6), but its own question is then not the
 2. else the sentence model compares the output with its own instruction and that nearest
    rival: the rival closer by more than `margin`, rejected, unless the two instructions
    are alike (cosine `max_instruction_cosine` or more: either answer fits).
+   With `screen = false` there is no step 1: the sentence model compares every output of
+   6+ words with all the answer's instructions, and the nearest other one decides as in 2.
+   The screen is what misses swaps (its static nearest is often still the wrong record's
+   own instruction): without it, more are caught, at about two texts of model work a record.
 With `sentence_model = false` (not in any bundled preset: filters/README.md gives its
 figures), content words and static embeddings decide alone: rejected when a rival
 instruction shares content words with the output while its own shares none (or `word_lead`
 more than its own), is nearer by more than `static_margin`, and is not alike its own
 (static cosine under `max_static_instruction_cosine`).
-Records without a `request_id` (a finished file of another origin) have no siblings to
-compare: the first rule alone judges them.
+The rivals are all the answer's instructions, those of records an earlier rule of the preset
+rejected too (`check_among`): the teacher was asked them all the same. Records without a
+`request_id` (a finished file of another origin) have no siblings to compare: the first rule
+alone judges them.
 
 The thresholds were set on outputs moved between the instructions of GSM8K, self-instruct's
 and T0's tasks, and the real pairs (filters/README.md has the figures and the cost).
@@ -88,7 +94,7 @@ class SentenceModelRule(Rule):
     for the sentence model, which judges the records they cannot clear."""
 
     # False: the static embeddings decide, microseconds a record (the default preset's
-    # off_topic_output); True: the records they cannot clear go to the sentence model (50-95 ms a
+    # off_topic_output); True: the records they cannot clear go to the sentence model (55-115 ms a
     # record that reaches it; the `semantic` preset)
     sentence_model: bool = False
     min_output_words: int = Field(6, ge=1)
@@ -191,14 +197,32 @@ class AnswersOtherTask(SentenceModelRule):
     word_lead: int = Field(2, ge=1)
     static_margin: float = Field(0.1, ge=-2, le=2)
     max_static_instruction_cosine: float = Field(0.8, ge=-1, le=1)
+    # with the sentence model, false: no static screen, every judged record of an answer is
+    # compared with the instruction the sentence model finds nearest (better recall, about
+    # two texts of model work a record instead of the screen's few; filters/README.md)
+    screen: bool = True
 
     def check_many(self, records):
-        details: list[str | None] = [None] * len(records)
-        suspects = [suspect for group in siblings(records) for suspect in self._suspects(records, group)]
+        return self.check_among(records, range(len(records)))
+
+    def check_among(self, records, standing):
+        """Verdicts on the records at `standing`, each compared with every instruction of its
+        answer, those of records an earlier rule rejected too: they were asked all the same,
+        and an output may be the answer to one of them."""
+        standing = list(standing)
+        to_judge = set(standing)
+        details: dict[int, str] = {}
+        groups = [group for group in siblings(records) if to_judge.intersection(group)]
+        if self.sentence_model and not self.screen:
+            for group in groups:
+                for i, j, gap in self._model_rivals(records, group, to_judge):
+                    details[i] = _closer_to(records[j], gap, "sentence cosine")
+            return [details.get(i) for i in standing]
+        suspects = [suspect for group in groups for suspect in self._suspects(records, group, to_judge)]
         if not self.sentence_model:
             for i, j, gap in suspects:
                 details[i] = _closer_to(records[j], gap, "cosine")
-            return details
+            return [details.get(i) for i in standing]
         if suspects:
             self._model_records += len(suspects)
             texts = [
@@ -213,28 +237,28 @@ class AnswersOtherTask(SentenceModelRule):
             for (i, j, _), gap, similar in zip(suspects, gaps.tolist(), alike.tolist()):
                 if gap > self.margin and similar < self.max_instruction_cosine:
                     details[i] = _closer_to(records[j], gap, "sentence cosine")
-        return details
+        return [details.get(i) for i in standing]
 
-    def _suspects(self, records: Sequence[dict], group: list[int]) -> list[tuple[int, int, float]]:
+    def _rows(self, records: Sequence[dict], group: list[int], to_judge: set[int]) -> list[int]:
+        """The positions in `group` of the records to judge whose output is long enough."""
+        return [row for row, i in enumerate(group) if i in to_judge and self.judged(records[i])]
+
+    def _suspects(self, records: Sequence[dict], group: list[int], to_judge: set[int]) -> list[tuple[int, int, float]]:
         """(record, the sibling whose instruction its output seems to answer, the static gap) for
-        the records of one answer that the screen does not clear (see the module docstring)."""
+        the records to judge of one answer that the screen does not clear (see the module docstring)."""
         from ..embedding import embedder
 
         prompts = [prompt_text(records[i]) for i in group]
-        rows = [row for row, i in enumerate(group) if self.judged(records[i])]
+        rows = self._rows(records, group, to_judge)
         if not self.sentence_model:
             prompt_words = [content_words(prompt) for prompt in prompts]
             rows = [row for row in rows if self._rival_shares_more_words(records[group[row]], prompt_words, row)]
         if not rows:
             return []
         prompt_vectors = embedder().embed(prompts)
-        cosines = embedder().embed([records[group[row]]["output"] for row in rows]) @ prompt_vectors.T
+        output_vectors = embedder().embed([records[group[row]]["output"] for row in rows])
         suspects = []
-        for cosine, row in zip(cosines, rows):
-            own = cosine[row]
-            cosine[row] = -np.inf
-            rival = int(cosine.argmax())
-            gap = float(cosine[rival] - own)
+        for row, rival, gap in nearest_rivals(output_vectors, prompt_vectors, rows):
             if self.sentence_model:
                 if gap > self.screen_margin:
                     suspects.append((group[row], group[rival], gap))
@@ -245,6 +269,25 @@ class AnswersOtherTask(SentenceModelRule):
                 suspects.append((group[row], group[rival], gap))
         return suspects
 
+    def _model_rivals(
+        self, records: Sequence[dict], group: list[int], to_judge: set[int]
+    ) -> list[tuple[int, int, float]]:
+        """(record, the sibling whose instruction its output answers, the gap) for the records
+        to judge of one answer that the sentence model rejects, each compared (`screen = false`)."""
+        rows = self._rows(records, group, to_judge)
+        if not rows:
+            return []
+        self._model_records += len(rows)
+        vectors = self.sentence_vectors(
+            [prompt_text(records[i]) for i in group] + [records[group[row]]["output"] for row in rows]
+        )
+        prompt_vectors = vectors[: len(group)]
+        return [
+            (group[row], group[rival], gap)
+            for row, rival, gap in nearest_rivals(vectors[len(group) :], prompt_vectors, rows)
+            if gap > self.margin and float(prompt_vectors[row] @ prompt_vectors[rival]) < self.max_instruction_cosine
+        ]
+
     def _rival_shares_more_words(self, record: dict, prompt_words: list[set[str]], row: int) -> bool:
         """Another instruction of the answer (its content words: `prompt_words`, the record's own
         at `row`) shares content words with the output while its own shares none, or shares
@@ -254,6 +297,21 @@ class AnswersOtherTask(SentenceModelRule):
         own = shared.pop(row)
         rival = max(shared)
         return (own == 0 and rival > 0) or rival >= own + self.word_lead
+
+
+def nearest_rivals(
+    output_vectors: np.ndarray, prompt_vectors: np.ndarray, rows: list[int]
+) -> list[tuple[int, int, float]]:
+    """(row, the other prompt nearest to its output, that cosine minus the own prompt's) for
+    the outputs of `rows` (output_vectors in that order) against all prompts of the answer."""
+    cosines = output_vectors @ prompt_vectors.T
+    out = []
+    for cosine, row in zip(cosines, rows):
+        own = cosine[row]
+        cosine[row] = -np.inf
+        rival = int(cosine.argmax())
+        out.append((row, rival, float(cosine[rival] - own)))
+    return out
 
 
 def _closer_to(rival: dict, gap: float, measure: str) -> str:
