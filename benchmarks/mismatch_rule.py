@@ -60,7 +60,7 @@ from quality_rules import SHARED, first_instances, moved_outputs, t0_prompts  # 
 from selfinstruct.clean import load_preset  # noqa: E402
 from selfinstruct.clean.rules import RuleSet  # noqa: E402
 from selfinstruct.clean.rules.topic import AnswersOtherTask, OffTopicOutput, prompt_text  # noqa: E402
-from selfinstruct.clean.sentence_model import SentenceModel, model_dir  # noqa: E402
+from selfinstruct.clean.sentence_model import SentenceModel, mean_pooled, model_dir, padded  # noqa: E402
 
 LABELS = ROOT / "benchmarks" / "data" / "teacher_mismatch_labels.jsonl"
 GROUP = 20
@@ -306,7 +306,7 @@ def runtimes(texts: list[str]) -> dict:
         return out
     for label, session in sessions.items():
         for tokens in (64, 128):
-            timed(f"onnxruntime {label} {tokens} tokens", onnx_embed(session, root, tokens), 1)
+            timed(f"onnxruntime {label} {tokens} tokens", OnnxSentenceModel(root, tokens, session).embed, 1)
     return out
 
 
@@ -350,25 +350,18 @@ def onnx_sessions(bert) -> dict:
     }
 
 
-def onnx_embed(session, root: Path, tokens: int):
-    model = SentenceModel(root, tokens)  # its tokenizer, truncation and length-sorted batches
+class OnnxSentenceModel(SentenceModel):
+    """The rule's model (its tokenizer, truncation and length-sorted batches) with the six
+    layers run by an ONNX Runtime session instead of numpy."""
 
-    def embed(texts):
-        encodings = model.tokenizer.encode_batch(list(texts))
-        out = np.zeros((len(texts), model.dim), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        for start in range(0, len(order), 32):
-            rows = order[start : start + 32]
-            ids = np.zeros((len(rows), max(len(encodings[i].ids) for i in rows)), dtype=np.int64)
-            for row, i in enumerate(rows):
-                ids[row, : len(encodings[i].ids)] = encodings[i].ids
-            mask = (ids != 0).astype(np.int64)  # [PAD] is 0 and only pads
-            hidden = session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
-            pooled = (hidden * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
-            out[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
-        return out
+    def __init__(self, root: Path, max_tokens: int, session):
+        super().__init__(root, max_tokens)
+        self.session = session
 
-    return embed
+    def _forward(self, batch: list[list[int]]) -> np.ndarray:
+        ids, mask = padded(batch)
+        hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask.astype(np.int64)})[0]
+        return mean_pooled(hidden, mask)
 
 
 def model_accuracy(sets: dict[str, list[dict]], min_words: int) -> dict:

@@ -234,12 +234,10 @@ def test_answers_other_task_gives_no_verdict_between_alike_instructions():
         "id": "r22-3",
         "instruction": "What causes the moon tides? It has to do with gravity and how much force there is on Earth.",
     }
-    rule = AnswersOtherTask(
-        sentence_model=True, screen_margin=-2, margin=-2
-    )  # every record reaches the model, any gap would do
+    # every record reaches the model, any gap would do
+    rule = AnswersOtherTask(sentence_model=True, screen_margin=-2, margin=-2)
     assert rule.check_many([ocean, moon]) == [None, None]
     assert rule.model_records == 2
-    unlike = AnswersOtherTask(
-        sentence_model=True, screen_margin=-2, margin=-2, max_instruction_cosine=1
-    )  # no two instructions alike
+    # no two instructions alike
+    unlike = AnswersOtherTask(sentence_model=True, screen_margin=-2, margin=-2, max_instruction_cosine=1)
     assert all(unlike.check_many([ocean, moon]))

@@ -96,12 +96,10 @@ class SentenceModel:
         return out
 
     def _forward(self, batch: list[list[int]]) -> np.ndarray:
-        w, n, length = self.w, len(batch), max(len(ids) for ids in batch)
-        ids = np.zeros((n, length), dtype=np.int64)
-        mask = np.zeros((n, length), dtype=np.float32)
-        for row, token_ids in enumerate(batch):
-            ids[row, : len(token_ids)] = token_ids
-            mask[row, : len(token_ids)] = 1
+        """The unit vectors of one batch of token ids (the six layers, then `mean_pooled`)."""
+        w = self.w
+        ids, mask = padded(batch)
+        n, length = ids.shape
         x = (
             w["embeddings.word_embeddings.weight"][ids]
             + w["embeddings.position_embeddings.weight"][:length]
@@ -139,8 +137,25 @@ class SentenceModel:
                 w[p + "output.LayerNorm.bias"],
                 self.eps,
             )
-        pooled = (x * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
-        return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+        return mean_pooled(x, mask)
+
+
+def padded(batch: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids padded with 0 ([PAD]) to the longest, and the mask of the real tokens (float32)."""
+    length = max(len(ids) for ids in batch)
+    ids = np.zeros((len(batch), length), dtype=np.int64)
+    mask = np.zeros((len(batch), length), dtype=np.float32)
+    for row, token_ids in enumerate(batch):
+        ids[row, : len(token_ids)] = token_ids
+        mask[row, : len(token_ids)] = 1
+    return ids, mask
+
+
+def mean_pooled(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """sentence-transformers' pooling: the mean of the last layer over the real tokens, scaled
+    to length 1 (so a dot product is the cosine)."""
+    pooled = (hidden * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+    return pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
 
 
 @functools.cache

@@ -211,33 +211,42 @@ class AnswersOtherTask(SentenceModelRule):
         and an output may be the answer to one of them."""
         standing = list(standing)
         to_judge = set(standing)
-        details: dict[int, str] = {}
         groups = [group for group in siblings(records) if to_judge.intersection(group)]
         if self.sentence_model and not self.screen:
-            for group in groups:
-                for i, j, gap in self._model_rivals(records, group, to_judge):
-                    details[i] = _closer_to(records[j], gap, "sentence cosine")
-            return [details.get(i) for i in standing]
-        suspects = [suspect for group in groups for suspect in self._suspects(records, group, to_judge)]
-        if not self.sentence_model:
-            for i, j, gap in suspects:
-                details[i] = _closer_to(records[j], gap, "cosine")
-            return [details.get(i) for i in standing]
-        if suspects:
-            self._model_records += len(suspects)
-            texts = [
-                text
-                for i, j, _ in suspects
-                for text in (records[i]["output"], prompt_text(records[i]), prompt_text(records[j]))
-            ]
-            vectors = self.sentence_vectors(texts)
-            outputs, own, rival = vectors[0::3], vectors[1::3], vectors[2::3]
-            gaps = (outputs * rival).sum(axis=1) - (outputs * own).sum(axis=1)
-            alike = (own * rival).sum(axis=1)
-            for (i, j, _), gap, similar in zip(suspects, gaps.tolist(), alike.tolist()):
-                if gap > self.margin and similar < self.max_instruction_cosine:
-                    details[i] = _closer_to(records[j], gap, "sentence cosine")
+            rejected = [rival for group in groups for rival in self._model_rivals(records, group, to_judge)]
+        else:
+            suspects = [suspect for group in groups for suspect in self._suspects(records, group, to_judge)]
+            rejected = self._confirmed(records, suspects) if self.sentence_model else suspects
+        measure = "sentence cosine" if self.sentence_model else "cosine"
+        details = {i: _closer_to(records[j], gap, measure) for i, j, gap in rejected}
         return [details.get(i) for i in standing]
+
+    def _model_rejects(self, gap: float, alike: float) -> bool:
+        """The sentence model's verdict: the rival instruction nearer the output than its own by
+        more than `margin`, and not asking nearly the same thing."""
+        return gap > self.margin and alike < self.max_instruction_cosine
+
+    def _confirmed(
+        self, records: Sequence[dict], suspects: list[tuple[int, int, float]]
+    ) -> list[tuple[int, int, float]]:
+        """The screen's suspects that the sentence model rejects, with its gap."""
+        if not suspects:
+            return []
+        self._model_records += len(suspects)
+        texts = [
+            text
+            for i, j, _ in suspects
+            for text in (records[i]["output"], prompt_text(records[i]), prompt_text(records[j]))
+        ]
+        vectors = self.sentence_vectors(texts)
+        outputs, own, rival = vectors[0::3], vectors[1::3], vectors[2::3]
+        gaps = (outputs * rival).sum(axis=1) - (outputs * own).sum(axis=1)
+        alike = (own * rival).sum(axis=1)
+        return [
+            (i, j, gap)
+            for (i, j, _), gap, similar in zip(suspects, gaps.tolist(), alike.tolist())
+            if self._model_rejects(gap, similar)
+        ]
 
     def _rows(self, records: Sequence[dict], group: list[int], to_judge: set[int]) -> list[int]:
         """The positions in `group` of the records to judge whose output is long enough."""
@@ -285,7 +294,7 @@ class AnswersOtherTask(SentenceModelRule):
         return [
             (group[row], group[rival], gap)
             for row, rival, gap in nearest_rivals(vectors[len(group) :], prompt_vectors, rows)
-            if gap > self.margin and float(prompt_vectors[row] @ prompt_vectors[rival]) < self.max_instruction_cosine
+            if self._model_rejects(gap, float(prompt_vectors[row] @ prompt_vectors[rival]))
         ]
 
     def _rival_shares_more_words(self, record: dict, prompt_words: list[set[str]], row: int) -> bool:
